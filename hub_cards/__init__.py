@@ -1,0 +1,1 @@
+"""VoxLM hub_cards."""

@@ -1,0 +1,537 @@
+"""VoxLM: a speech encoder, a downsampler/adapter and a language model, in one transformers model.
+
+audio --encoder (real length, windowed)--> (N, T_enc, d_audio) --layer choice/mix-->
+      --adapter (stack, convs, bottleneck, projector)--> (N, T_llm, d_text)
+      --masked_scatter into the `<|audio|>` placeholder embeddings--> language model
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+from transformers.utils import logging
+
+from .audio_lengths import apply_length_stages, audio_output_lengths, encoder_output_lengths
+from .configuration_voxlm import VoxLMConfig, audio_hidden_size, audio_num_layers
+
+logger = logging.get_logger(__name__)
+
+
+def _norm(kind: str | None, width: int) -> nn.Module:
+    if kind == "layernorm":
+        return nn.LayerNorm(width)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(width, eps=1e-6)
+    return nn.Identity()
+
+
+def _valid_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """(N,) lengths -> (N, max_length) bool mask of valid time steps."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class VoxLMConvBlock(nn.Module):
+    """Conv1d (padding k//2) -> activation (none | GELU | GLU) -> optional LayerNorm, on (N, T, C) frames."""
+
+    def __init__(self, in_channels: int, block: dict):
+        super().__init__()
+        self.activation = block["activation"]
+        out_channels = block["channels"] * (2 if self.activation == "glu" else 1)
+        self.stage = [block["kernel"], block["stride"], 2 * (block["kernel"] // 2)]
+        self.conv = nn.Conv1d(in_channels, out_channels, block["kernel"], block["stride"], block["kernel"] // 2)
+        self.norm = nn.LayerNorm(block["channels"]) if block["layer_norm"] else nn.Identity()
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Zero the padding first so that a padded clip sees exactly the zeros a lone clip sees at its end.
+        frames = frames * _valid_mask(lengths, frames.shape[1])[..., None].to(frames.dtype)
+        hidden = self.conv(frames.transpose(1, 2)).transpose(1, 2)  # (N, T', C_out)
+        if self.activation == "glu":
+            hidden = F.glu(hidden, dim=-1)
+        elif self.activation == "gelu":
+            hidden = F.gelu(hidden)
+        return self.norm(hidden), apply_length_stages(lengths, [self.stage])
+
+
+class VoxLMBottleneck(nn.Module):
+    """Residual bottleneck d -> b -> d with GELU and no biases (BLSP)."""
+
+    def __init__(self, width: int, bottleneck: int):
+        super().__init__()
+        self.down = nn.Linear(width, bottleneck, bias=False)
+        self.up = nn.Linear(bottleneck, width, bias=False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.up(F.gelu(self.down(hidden)))
+
+
+class VoxLMProjector(nn.Module):
+    """Per-frame projection to the language model's width: linear, MLP (GELU) or SwiGLU."""
+
+    def __init__(self, kind: str, in_width: int, out_width: int, hidden: int | None):
+        super().__init__()
+        self.kind = kind
+        hidden = hidden or out_width
+        if kind == "linear":
+            self.linear_1 = nn.Linear(in_width, out_width)
+        elif kind in ("mlp", "swiglu"):
+            self.linear_1 = nn.Linear(in_width, hidden)
+            self.linear_2 = nn.Linear(hidden // 2 if kind == "swiglu" else hidden, out_width)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.kind == "none":
+            return hidden
+        hidden = self.linear_1(hidden)
+        if self.kind == "linear":
+            return hidden
+        if self.kind == "swiglu":
+            gate, value = hidden.chunk(2, dim=-1)
+            hidden = F.silu(gate) * value
+        else:
+            hidden = F.gelu(hidden)
+        return self.linear_2(hidden)
+
+
+class VoxLMAdapter(nn.Module):
+    """The downsampler/adapter described by `config.adapter`: (N, T_enc, d_audio) -> (N, T_llm, d_text)."""
+
+    def __init__(self, config: VoxLMConfig):
+        super().__init__()
+        spec = config.adapter
+        self.stack = spec["stack"]
+        width = audio_hidden_size(config.audio_config) * self.stack
+        self.pre_norm = _norm(spec["pre_norm"], width)
+        blocks = []
+        for block in spec["conv_blocks"]:
+            blocks.append(VoxLMConvBlock(width, block))
+            width = block["channels"]
+        self.conv_blocks = nn.ModuleList(blocks)
+        self.bottleneck = VoxLMBottleneck(width, spec["bottleneck"]) if spec["bottleneck"] else None
+        text_width = config.text_config.hidden_size
+        self.projector = VoxLMProjector(spec["projector"], width, text_width, spec["projector_hidden"])
+        self.final_norm = _norm(spec["final_norm"], text_width)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.stack > 1:
+            # Concatenate `stack` consecutive frames, zero-padding the tail: (N, T, C) -> (N, ceil(T/k), k*C).
+            frames = frames * _valid_mask(lengths, frames.shape[1])[..., None].to(frames.dtype)
+            batch, time, channels = frames.shape
+            frames = F.pad(frames, (0, 0, 0, (-time) % self.stack))
+            frames = frames.reshape(batch, -1, self.stack * channels)
+            lengths = apply_length_stages(lengths, [[self.stack, self.stack, self.stack - 1]])
+        hidden = self.pre_norm(frames)
+        for block in self.conv_blocks:
+            hidden, lengths = block(hidden, lengths)
+        if self.bottleneck is not None:
+            hidden = self.bottleneck(hidden)
+        return self.final_norm(self.projector(hidden)), lengths
+
+
+class VoxLMLayerMix(nn.Module):
+    """Learnable softmax-weighted sum of all encoder hidden states (SpeechVerse)."""
+
+    def __init__(self, num_states: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_states))
+
+    def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
+        weights = self.weights.softmax(-1).to(states[0].dtype)
+        return torch.einsum("l,lntd->ntd", weights, torch.stack(states))
+
+
+class VoxLMPreTrainedModel(PreTrainedModel):
+    config: VoxLMConfig
+    config_class = VoxLMConfig
+    base_model_prefix = "voxlm"
+    input_modalities = ("audio", "text")
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VoxLMAdapter"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = False
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, VoxLMLayerMix):
+            init.zeros_(module.weights)
+
+
+class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
+    """A language model with ears: speech encoder + adapter + (causal or encoder-decoder) language model.
+
+    Sub-models are built from their configs here; `from_parts` assembles one from pretrained encoder and LLM
+    checkpoints. Audio enters at the positions of `config.audio_token_id`, one position per audio frame after
+    the adapter; the processor expands each placeholder with the same length formula the model uses.
+    """
+
+    accepts_loss_kwargs = True
+
+    def __init__(self, config: VoxLMConfig):
+        super().__init__(config)
+        audio_config = config.audio_config
+        if audio_config.model_type == "whisper":
+            self.audio_tower = WhisperEncoder(audio_config)  # only the encoder half
+        else:
+            self.audio_tower = AutoModel.from_config(audio_config)
+        num_states = audio_num_layers(audio_config) + 1
+        self.layer_mix = VoxLMLayerMix(num_states) if config.audio_layer == "mix" else None
+        self.projector = VoxLMAdapter(config)
+        auto_lm = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        self.language_model = auto_lm.from_config(config.text_config)
+        if config.llm_lora:
+            _inject_lora(self.language_model, config.llm_lora)
+        self.post_init()
+        self.generation_config = self.language_model.generation_config
+
+    # ----------------------------------------------------------------------------------------------- plumbing
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def get_encoder(self, modality: str | None = None):
+        return self.audio_tower if modality == "audio" else self.language_model.get_encoder()
+
+    def get_decoder(self):
+        return self.language_model.get_decoder()
+
+    # --------------------------------------------------------------------------------------------- freezing
+    def freeze_audio_encoder(self) -> None:
+        self.audio_tower.requires_grad_(False)
+
+    def freeze_language_model(self) -> None:
+        self.language_model.requires_grad_(False)
+
+    def train_adapter_only(self) -> None:
+        """Freeze encoder and language model; train the adapter and the layer weights (if any)."""
+        self.requires_grad_(False)
+        self.projector.requires_grad_(True)
+        if self.layer_mix is not None:
+            self.layer_mix.requires_grad_(True)
+
+    def add_lora(self, r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.0, target_modules=None) -> None:
+        """Add peft LoRA layers to the language model (trainable; everything else keeps its `requires_grad`).
+
+        The settings are recorded in `config.llm_lora`, so a saved model with unmerged LoRA reloads with the LoRA
+        layers in place; `merge_lora()` folds them into the base weights.
+        """
+        if self.config.llm_lora:
+            raise ValueError("This model already has LoRA layers; call `merge_lora()` before adding new ones.")
+        spec = {
+            "r": r,
+            "lora_alpha": lora_alpha,
+            "lora_dropout": lora_dropout,
+            "target_modules": target_modules or ["q_proj", "v_proj"],
+        }
+        _inject_lora(self.language_model, spec)
+        self.config.llm_lora = spec
+
+    def merge_lora(self) -> None:
+        """Fold the LoRA layers into the language model's weights and drop them."""
+        if not self.config.llm_lora:
+            return
+        try:
+            from peft.tuners.lora import LoraLayer
+        except ImportError as error:  # pragma: no cover
+            raise ImportError("Merging LoRA needs `peft`: pip install peft") from error
+
+        for name, module in list(self.language_model.named_modules()):
+            if isinstance(module, LoraLayer):
+                module.merge()
+                parent_name, _, child = name.rpartition(".")
+                setattr(self.language_model.get_submodule(parent_name), child, module.get_base_layer())
+        self.config.llm_lora = None
+
+    # ------------------------------------------------------------------------------------------ audio path
+    def _encoder_states_needed(self) -> int:
+        """How many encoder layers must run: all for the last layer or the mix, fewer for an earlier layer."""
+        num_layers = audio_num_layers(self.config.audio_config)
+        layer = self.config.audio_layer
+        if layer == "mix":
+            return num_layers
+        return layer % (num_layers + 1)
+
+    def _whisper_window(self, features: torch.Tensor, lengths: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
+        """Whisper encoder on windows of at most 30 s, at their real length (no padding to 3000 frames).
+
+        features: (N, n_mels, T) log-mel frames; lengths: (N,) valid frames. Returns hidden states
+        [embeddings, layer_1, ..., layer_k] of shape (N, ceil(T/2), d); the last one after the final LayerNorm
+        when every layer ran, like `WhisperEncoder`.
+        """
+        encoder = self.audio_tower
+        mask = _valid_mask(lengths, features.shape[-1])[:, None, :].to(features.dtype)  # (N, 1, T)
+        hidden = F.gelu(encoder.conv1(features * mask)) * mask
+        hidden = F.gelu(encoder.conv2(hidden)).transpose(1, 2)  # (N, T2, d)
+        frame_lengths = apply_length_stages(lengths, [[3, 1, 2], [3, 2, 2]])
+        hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]].to(hidden.dtype)
+        hidden = F.dropout(hidden, p=encoder.dropout, training=self.training)
+        attention_mask = create_bidirectional_mask(
+            config=encoder.config, inputs_embeds=hidden, attention_mask=_valid_mask(frame_lengths, hidden.shape[1])
+        )
+        states = [hidden]
+        for layer in encoder.layers[:num_layers]:
+            hidden = layer(hidden, attention_mask=attention_mask)
+            states.append(hidden)
+        if num_layers == len(encoder.layers):
+            states[-1] = encoder.layer_norm(hidden)
+        return states
+
+    def _whisper_states(self, features: torch.Tensor, lengths: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
+        """Cut clips longer than Whisper's window into consecutive windows, encode them, and concatenate."""
+        window = self.config.audio_length_formula["chunk_size"]
+        batch, mels, time = features.shape
+        if time <= window:
+            return self._whisper_window(features, lengths, num_layers)
+        num_windows = -(-time // window)
+        features = F.pad(features, (0, num_windows * window - time))
+        features = features.reshape(batch, mels, num_windows, window).transpose(1, 2).reshape(-1, mels, window)
+        offsets = torch.arange(num_windows, device=lengths.device) * window
+        window_lengths = (lengths[:, None] - offsets[None, :]).clamp(0, window).reshape(-1)
+        used = window_lengths > 0  # windows past a clip's end hold no audio: skip them
+        states = self._whisper_window(features[used], window_lengths[used], num_layers)
+        merged = []
+        for state in states:  # (K, T2, d) -> (N, num_windows * T2, d); each clip's frames stay contiguous
+            full = state.new_zeros(batch * num_windows, *state.shape[1:])
+            full[used] = state
+            merged.append(full.reshape(batch, -1, state.shape[-1]))
+        return merged
+
+    def _encode_audio(
+        self, input_features: torch.Tensor, input_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames of the chosen layer (or layer mix): (N, T_enc, d_audio) and their valid lengths (N,)."""
+        num_layers = self._encoder_states_needed()
+        if self.config.audio_config.model_type == "whisper":
+            states = self._whisper_states(input_features, input_lengths, num_layers)
+        else:
+            input_name = "input_features" if self.config.audio_config.model_type == "wav2vec2-bert" else "input_values"
+            outputs = self.audio_tower(
+                **{input_name: input_features},
+                attention_mask=_valid_mask(input_lengths, input_features.shape[1]).long(),
+                output_hidden_states=self.config.audio_layer != -1,
+            )
+            states = list(outputs.hidden_states) if self.config.audio_layer != -1 else [outputs.last_hidden_state]
+        frame_lengths = encoder_output_lengths(input_lengths, self.config.audio_length_formula)
+        if self.layer_mix is not None:
+            frames = self.layer_mix(states)
+        elif self.config.audio_layer == -1:
+            frames = states[-1]
+        else:
+            frames = states[self.config.audio_layer]
+        return frames[:, : int(frame_lengths.max())], frame_lengths
+
+    def get_audio_features(self, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> torch.Tensor:
+        """Audio embeddings for the language model, all clips concatenated: (sum of positions, d_text).
+
+        input_features: (N, ...) padded encoder inputs (log-mel (N, n_mels, T) for Whisper, waveform (N, T) for
+        wav2vec2-style encoders, filter banks (N, T, 160) for wav2vec2-BERT); input_features_mask: (N, T).
+        """
+        input_lengths = input_features_mask.sum(-1).long()
+        if bool((input_lengths <= 0).any()):
+            raise ValueError("An audio clip has no valid frames (`input_features_mask` sums to 0); drop empty clips.")
+        # Drop padding beyond the longest clip: the time axis is last for Whisper's (N, n_mels, T), second otherwise.
+        max_length = int(input_lengths.max())
+        if self.config.audio_config.model_type == "whisper":
+            input_features = input_features[..., :max_length]
+        else:
+            input_features = input_features[:, :max_length]
+        frames, frame_lengths = self._encode_audio(input_features, input_lengths)
+        embeds, lengths = self.projector(frames, frame_lengths)  # (N, T_llm, d_text)
+        expected = audio_output_lengths(input_lengths, self.config.audio_length_formula)
+        if embeds.shape[1] != int(expected.max()):
+            raise ValueError(
+                f"The adapter produced {embeds.shape[1]} positions for the longest clip but the length formula "
+                f"{self.config.audio_length_formula} gives {int(expected.max())}: the config and modules disagree."
+            )
+        return embeds[_valid_mask(lengths, embeds.shape[1])]
+
+    def _merge_audio(self, input_ids: torch.Tensor, input_features, input_features_mask, labels=None):
+        """Embed `input_ids` and scatter the audio embeddings into the placeholder positions."""
+        audio_mask = input_ids == self.config.audio_token_id  # (B, L)
+        num_placeholders = int(audio_mask.sum())
+        if input_features is None:
+            if num_placeholders:
+                raise ValueError(
+                    f"The prompts contain {num_placeholders} audio placeholder tokens but no audio was given; "
+                    "pass `input_features` and `input_features_mask` from the processor."
+                )
+            return self.get_input_embeddings()(input_ids), labels
+        if input_features_mask is None:
+            raise ValueError("`input_features_mask` is required with `input_features` (the processor returns it).")
+        audio_embeds = self.get_audio_features(input_features, input_features_mask)
+        if num_placeholders != audio_embeds.shape[0]:
+            lengths = audio_output_lengths(input_features_mask.sum(-1).long(), self.config.audio_length_formula)
+            raise ValueError(
+                f"The prompts contain {num_placeholders} audio placeholder tokens but the audio gives "
+                f"{audio_embeds.shape[0]} positions (per clip: {lengths.tolist()}). Build the inputs with "
+                f"VoxLMProcessor, which expands each {self.config.audio_token} with the model's length formula."
+            )
+        # The placeholder id may lie past the LLM's vocabulary: look up a valid id, then overwrite.
+        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(audio_mask, 0))
+        scatter_mask = audio_mask[..., None].expand_as(inputs_embeds)
+        inputs_embeds = inputs_embeds.masked_scatter(scatter_mask, audio_embeds.to(inputs_embeds.dtype))
+        if labels is not None and labels.shape == input_ids.shape:
+            labels = labels.masked_fill(audio_mask, -100)
+        return inputs_embeds, labels
+
+    # --------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ):
+        r"""
+        input_ids: (B, L) token ids with each audio clip expanded to its positions of `config.audio_token_id`.
+        input_features / input_features_mask: (N, ...) / (N, T) padded encoder inputs of the N clips, in the order
+            their placeholders appear (row-major over the batch).
+        labels: (B, L) targets; audio positions are ignored (-100) automatically.
+        Returns the language model's output (`CausalLMOutputWithPast` or `Seq2SeqLMOutput`).
+        """
+        lm_kwargs = {
+            "attention_mask": attention_mask,
+            "past_key_values": past_key_values,
+            "labels": labels,
+            "use_cache": use_cache,
+            **kwargs,
+        }
+        if not self.config.is_encoder_decoder:
+            lm_kwargs.update(position_ids=position_ids, logits_to_keep=logits_to_keep)
+        if inputs_embeds is None and input_features is None and input_ids is not None:
+            if bool((input_ids == self.config.audio_token_id).any()):
+                self._merge_audio(input_ids, None, None)  # raises: placeholders without audio
+            # Text only: exactly the bare language model.
+            return self.language_model(input_ids=input_ids, **lm_kwargs)
+        if inputs_embeds is None:
+            inputs_embeds, lm_kwargs["labels"] = self._merge_audio(
+                input_ids, input_features, input_features_mask, labels
+            )
+        return self.language_model(inputs_embeds=inputs_embeds, **lm_kwargs)
+
+    @torch.no_grad()
+    def generate(self, *args, **kwargs):
+        """`GenerationMixin.generate`; audio enters at prefill only. Encoder-decoder LMs get the merged embeddings."""
+        if not self.config.is_encoder_decoder:
+            return super().generate(*args, **kwargs)
+        input_ids = args[0] if args else kwargs.pop("input_ids")
+        inputs_embeds, _ = self._merge_audio(
+            input_ids, kwargs.pop("input_features", None), kwargs.pop("input_features_mask", None)
+        )
+        return self.language_model.generate(inputs_embeds=inputs_embeds, **kwargs)
+
+    # ------------------------------------------------------------------------------------------- assembly
+    @classmethod
+    def from_parts(
+        cls,
+        audio_model,
+        text_model,
+        adapter: str | dict = "speechverse",
+        audio_layer: int | str = -1,
+        audio_token_id: int | None = None,
+        audio_token: str = "<|audio|>",
+        dtype: torch.dtype | None = None,
+        **text_model_kwargs,
+    ) -> "VoxLMForConditionalGeneration":
+        """Assemble a VoxLM model from a pretrained speech encoder and language model.
+
+        Args:
+            audio_model: a Hub id or folder of a supported speech model (e.g. `"openai/whisper-small"`), or a loaded
+                model (for Whisper, a `WhisperForConditionalGeneration`, `WhisperModel` or `WhisperEncoder`).
+            text_model: a Hub id or folder of a causal (or encoder-decoder) LM, or a loaded model.
+            adapter, audio_layer, audio_token: see [`VoxLMConfig`]; the adapter is freshly initialised.
+            audio_token_id: the placeholder's id in the processor's tokenizer (`VoxLMProcessor.from_parts` adds the
+                token and reports it); by default the first id past the language model's vocabulary.
+            text_model_kwargs: passed to the language model's `from_pretrained` (e.g. `gguf_file=`).
+        """
+        if isinstance(audio_model, str):
+            audio_model = AutoModel.from_pretrained(audio_model, dtype=dtype)
+        audio_encoder = (
+            audio_model.get_encoder()
+            if hasattr(audio_model, "get_encoder")
+            and audio_model.config.model_type == "whisper"
+            and not isinstance(audio_model, WhisperEncoder)
+            else audio_model
+        )
+        if isinstance(text_model, str):
+            text_config = _load_text_config(text_model, text_model_kwargs)
+            auto_lm = (
+                AutoModelForSeq2SeqLM if getattr(text_config, "is_encoder_decoder", False) else AutoModelForCausalLM
+            )
+            text_model = auto_lm.from_pretrained(text_model, dtype=dtype, **text_model_kwargs)
+        text_config = text_model.config
+        if getattr(text_config, "quantization_config", None) is not None:
+            raise ValueError(
+                "The language model is quantized; dequantize it first (e.g. load GGUF weights into a plain model) "
+                "so that the assembled checkpoint is self-contained."
+            )
+        if audio_token_id is None:
+            audio_token_id = text_model.get_input_embeddings().num_embeddings
+        config = cls.config_class(
+            audio_config=audio_encoder.config.to_dict(),
+            text_config=text_config.to_dict(),
+            adapter=adapter,
+            audio_layer=audio_layer,
+            audio_token=audio_token,
+            audio_token_id=audio_token_id,
+        )
+        with torch.device("meta"):
+            model = cls(config)
+        model.audio_tower = audio_encoder
+        model.language_model = text_model
+        model.projector.to_empty(device="cpu")
+        if model.layer_mix is not None:
+            model.layer_mix.to_empty(device="cpu")
+        model.projector.apply(_reset_module)
+        if model.layer_mix is not None:
+            nn.init.zeros_(model.layer_mix.weights)
+        model.generation_config = text_model.generation_config
+        if dtype is not None:
+            model.to(dtype)
+        return model
+
+
+def _reset_module(module: nn.Module) -> None:
+    if hasattr(module, "reset_parameters"):
+        module.reset_parameters()
+
+
+def _load_text_config(name_or_path: str, kwargs: dict):
+    from transformers import AutoConfig
+
+    config_kwargs = {k: v for k, v in kwargs.items() if k in ("gguf_file", "revision", "token", "trust_remote_code")}
+    return AutoConfig.from_pretrained(name_or_path, **config_kwargs)
+
+
+def _inject_lora(language_model: nn.Module, spec: dict) -> None:
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError as error:  # pragma: no cover - peft is a dependency of the voxlm package
+        raise ImportError("LoRA on the language model needs `peft`: pip install peft") from error
+    lora_config = LoraConfig(
+        r=spec["r"],
+        lora_alpha=spec["lora_alpha"],
+        lora_dropout=spec["lora_dropout"],
+        target_modules=spec["target_modules"],
+    )
+    inject_adapter_in_model(lora_config, language_model)
+
+
+__all__ = ["VoxLMPreTrainedModel", "VoxLMForConditionalGeneration"]
