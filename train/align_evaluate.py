@@ -20,8 +20,10 @@ from transformers.utils import logging
 from .align_continuations import generate_batch, greedy_config
 from .align_data import (
     SAMPLING_RATE,
+    absolute_audio_reference,
     bleu_and_chrf,
     check_columns,
+    data_root,
     load_table,
     load_voxlm,
     read_audio,
@@ -130,7 +132,7 @@ def transcribe(asr_model: str, clips: list[np.ndarray], batch_size: int) -> list
     for start in tqdm(range(0, len(clips), batch_size), desc="cascade ASR", unit="batch"):
         features = processor(clips[start : start + batch_size], sampling_rate=SAMPLING_RATE, return_tensors="pt")
         with torch.inference_mode():
-            ids = model.generate(features.input_features, max_new_tokens=128)
+            ids = model.generate(features.input_features)
         texts += [text.strip() for text in processor.batch_decode(ids, skip_special_tokens=True)]
     return texts
 
@@ -164,8 +166,9 @@ def evaluate_alignment(args: AlignEvalArguments) -> dict:
     model, processor = load_voxlm(args.model)
     model.eval()
     clips = []
+    root = data_root(args.data)
     for reference in table[args.audio_column]:
-        clip, rate = read_audio(reference)
+        clip, rate = read_audio(absolute_audio_reference(reference, root))
         clips += processor.check_audio(clip, sampling_rate=rate, resample=True, downmix=True)
     generation_config = greedy_config(model.language_model, processor.tokenizer, args.max_new_tokens)
     embedder = SentenceEmbedder(args.embedding_model or default_embedding_model())

@@ -22,8 +22,10 @@ from transformers.utils import logging
 from .align_continuations import SETTINGS_FILE
 from .align_data import (
     SAMPLING_RATE,
+    absolute_audio_reference,
     assemble_voxlm,
     check_columns,
+    data_root,
     is_voxlm_folder,
     load_table,
     load_voxlm,
@@ -105,12 +107,13 @@ class AlignCollator:
     audio_column: str = "audio"
     transcript_column: str = "transcript"
     continuation_column: str = "continuation"
+    audio_root: Path | None = None  # relative audio paths are read from here
 
     def __call__(self, rows: list[dict]) -> dict:
         tokenizer = self.processor.tokenizer
         clips = []
         for row in rows:
-            clip, rate = read_audio(row[self.audio_column])
+            clip, rate = read_audio(absolute_audio_reference(row[self.audio_column], self.audio_root))
             clips += self.processor.check_audio(clip, sampling_rate=rate, resample=True, downmix=True)
         responses = [row[self.continuation_column] for row in rows]
         speech_prompt = self.prompt_format.speech_prompt(tokenizer, self.processor.audio_token)
@@ -238,6 +241,7 @@ def train(args: AlignTrainArguments, training_args: AlignTrainingArguments):
         audio_column=args.audio_column,
         transcript_column=args.transcript_column,
         continuation_column=args.continuation_column,
+        audio_root=data_root(args.data),
     )
     trainer = AlignTrainer(
         model=model,
