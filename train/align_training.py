@@ -74,6 +74,9 @@ class AlignTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most N checkpoints."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the raw columns for the collator."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "Every trainable (adapter) parameter is used in each step."}
+    )
 
     def __post_init__(self):
         if not self.output_dir:
