@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -255,7 +256,8 @@ def generate_continuations(args: ContinuationArguments) -> Path:
     """Run (or resume) step 1 and return the folder of the finished `datasets` data set."""
     from accelerate import PartialState
 
-    state = PartialState(cpu=not torch.accelerator.is_available())
+    # Processes wait for each other only at the start and the end; the slowest may be a shard behind.
+    state = PartialState(cpu=not torch.accelerator.is_available(), timeout=timedelta(hours=12))
     started = time.perf_counter()
     table = load_table(args.data, args.split)
     check_columns(table, [args.text_column, args.audio_column], args.data)
@@ -268,6 +270,7 @@ def generate_continuations(args: ContinuationArguments) -> Path:
         check_or_write_settings(output_dir, run_settings(args, len(table)), args.overwrite)
     state.wait_for_everyone()
     pending = [shard for shard in range(num_shards) if not shard_path(shards_dir, shard).exists()]
+    state.wait_for_everyone()  # every process lists the pending shards before any of them finishes one
     generated = 0
     with state.split_between_processes(pending) as mine:
         if mine:
