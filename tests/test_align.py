@@ -145,6 +145,22 @@ def test_torn_last_line_is_dropped_and_cut(tmp_path):
     assert path.read_text().endswith('"b"}\n')
 
 
+def test_rows_already_written_are_kept_on_resume(tiny_folder, tmp_path):
+    data = write_asr_data(tmp_path, 6)
+    output = tmp_path / "out"
+    args = continuation_args(data, tiny_folder, output, shard_size=4)
+    shards = output / "shards"
+    shards.mkdir(parents=True)
+    texts = sentences(6)
+    written = [{"index": i, "transcript": texts[i], "continuation": f"kept {i}"} for i in (2, 0, 3, 1)]
+    (shards / "shard-00000.partial.jsonl").write_text("".join(json.dumps(row) + "\n" for row in written))
+    (shards / "shard-00001.partial.jsonl").write_text(json.dumps({**written[0], "index": 5}) + "\n")
+    align.main(["continuations", *args])
+    rows = dataset_rows(output)
+    assert [row["continuation"] for row in rows[:4]] == ["kept 0", "kept 1", "kept 2", "kept 3"]
+    assert rows[5]["continuation"] == "kept 2" and rows[4]["continuation"] != "kept 2"
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     args = ContinuationArguments(data="rows.jsonl", output_dir=str(tmp_path), model="m")
     check_or_write_settings(tmp_path, run_settings(args, 10), overwrite=False)

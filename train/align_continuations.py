@@ -150,6 +150,9 @@ class ContinuationWriter:
         done = read_rows(partial, repair=True)
         self.progress.update(len(done))
         todo = [index for index in self.shard_rows(shard) if index not in done]
+        if not todo:  # killed after the last batch was written but before the shard was renamed
+            self.finish_shard(shard)
+            return
         prompts = {index: self.prompt_format.text_prompt(self.tokenizer, self.transcripts[index]) for index in todo}
         lengths = {index: len(ids) for index, ids in zip(todo, self.tokenizer(list(prompts.values()))["input_ids"])}
         # Longest prompts first: similar lengths share a batch (little padding) and memory peaks show up at once.
