@@ -173,9 +173,15 @@ class VoxLMPreTrainedModel(PreTrainedModel):
         `output_loading_info=True` to load an incomplete checkpoint anyway and inspect the returned info yourself.
         """
         wants_info = kwargs.pop("output_loading_info", False)
+        ignores_shapes = kwargs.pop("ignore_mismatched_sizes", False)
         try:
+            # Shape mismatches are collected (not raised by transformers, whose error names no file) and reported below.
             model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+                pretrained_model_name_or_path,
+                *model_args,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **kwargs,
             )
         except Exception as error:
             # safetensors raises its own exception type (no common base with OSError) for truncated or foreign files
@@ -184,8 +190,9 @@ class VoxLMPreTrainedModel(PreTrainedModel):
             raise OSError(_unreadable_weights_message(pretrained_model_name_or_path, error)) from error
         if wants_info:
             return model, info
-        problems = {key: info.get(key) for key in ("missing_keys", "unexpected_keys", "mismatched_keys")}
-        problems = {key: sorted(map(str, value)) for key, value in problems.items() if value}
+        kinds = ("missing_keys", "unexpected_keys") + (() if ignores_shapes else ("mismatched_keys",))
+        problems = {key: sorted(map(_describe_key, info.get(key) or ())) for key in kinds}
+        problems = {key: keys for key, keys in problems.items() if keys}
         if problems:
             details = "; ".join(
                 f"{len(keys)} {key.replace('_keys', '')} tensors (e.g. {', '.join(keys[:3])})"
@@ -543,6 +550,14 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         if dtype is not None:
             model.to(dtype)
         return model
+
+
+def _describe_key(key) -> str:
+    """A loading-info entry: a tensor name, or (name, checkpoint shape, model shape) for a shape mismatch."""
+    if isinstance(key, (tuple, list)):
+        name, checkpoint_shape, model_shape = key
+        return f"{name} of shape {tuple(checkpoint_shape)} instead of {tuple(model_shape)}"
+    return str(key)
 
 
 def _weights_location(source) -> str:

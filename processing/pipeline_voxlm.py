@@ -127,10 +127,14 @@ class VoxLMSpokenPromptPipeline(Pipeline):
             return processor.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=True, sampling_rate=sampling_rate, resample=True
             )
-        # No chat template: the turns' contents, in order, as one plain prompt.
-        flat, audio = processor._flatten_messages(messages)
-        text = "\n".join(message["content"] for message in flat)
-        return processor(text=text, audio=audio, sampling_rate=sampling_rate, resample=True)
+        # No chat template: every text and audio item of every turn, in order, one per line.
+        _, audio = processor._flatten_messages(messages)  # the processor reads audio given as paths
+        lines = []
+        for message in messages:
+            content = message["content"]
+            items = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            lines += [processor.audio_token if item["type"] == "audio" else item["text"] for item in items]
+        return processor(text="\n".join(lines), audio=audio, sampling_rate=sampling_rate, resample=True)
 
     # --------------------------------------------------------------------------------------------- forward
     def _forward(self, model_inputs, generate_kwargs=None):

@@ -48,7 +48,9 @@ def generate_ids(model, processor, audio, instruction: str = INSTRUCTION, max_ne
     """Greedy new tokens for one clip and instruction."""
     inputs = chat_inputs(processor, audio, instruction)
     output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return output[0, inputs["input_ids"].shape[1] :].tolist()
+    if model.config.is_encoder_decoder:
+        return output[0].tolist()
+    return output[0, inputs["input_ids"].shape[1] :].tolist()  # decoder-only: the prompt comes back too
 
 
 def example_run_info(**overrides) -> RunInfo:
