@@ -254,13 +254,21 @@ def _metric_rows(metrics: list[dict]) -> list[dict]:
     ]
 
 
-def _limitations(run_info: RunInfo, config) -> list[str]:
+def _limitations(run_info: RunInfo, specific: list[str]) -> list[str]:
     trained_on = ", ".join(_dataset_line(d) for d in run_info.datasets) or "the run's data"
     lines = [
         f"Trained on {trained_on}; quality on other domains, accents, languages, noise conditions and recording "
         "set-ups is not measured here.",
+        *specific,
+        "Loading runs the code shipped in this repository (`trust_remote_code=True`); it needs transformers 5.",
+    ]
+    return lines + list(run_info.limitations)
+
+
+def _voxlm_limitations(config) -> list[str]:
+    lines = [
         "The language model's own limitations and biases carry over. Like any generative model it can write fluent "
-        "but wrong text, including words that were never said; check outputs before relying on them.",
+        "but wrong text, including words that were never said; check outputs before relying on them."
     ]
     if config.audio_length_formula.get("chunk_size"):
         window = config.audio_length_formula["chunk_size"] / 100
@@ -268,10 +276,7 @@ def _limitations(run_info: RunInfo, config) -> list[str]:
             f"Audio longer than the encoder's {window:.0f} s window is encoded window by window; only the language "
             "model sees across windows."
         )
-    lines.append(
-        "Loading runs the model code shipped in this repository (`trust_remote_code=True`); it needs transformers 5."
-    )
-    return lines + list(run_info.limitations)
+    return lines
 
 
 def _license_text(run_info: RunInfo, base_models: list[str]) -> str:
@@ -285,6 +290,30 @@ def _license_text(run_info: RunInfo, base_models: list[str]) -> str:
 
 def template_path(name: str) -> Path:
     return Path(str(resources.files("voxlm.hub_cards") / name))
+
+
+def common_sections(run_info: RunInfo, base_models: list[str], limitations: list[str]) -> str:
+    """Training, evaluation, limitations, notes and licence: the part every kind of card shares."""
+    import jinja2
+
+    training = run_info.training
+    context = {
+        "recipe": RECIPES.get(run_info.recipe, run_info.recipe or NOT_RECORDED),
+        "stages": _stage_rows(run_info.stages),
+        "datasets": ", ".join(_dataset_line(d) for d in run_info.datasets) or NOT_RECORDED,
+        "training_time": format_duration(training.get("seconds")),
+        "hardware": training.get("hardware", NOT_RECORDED),
+        "seed": training.get("seed"),
+        "metrics": _metric_rows(run_info.metrics),
+        "limitations": _limitations(run_info, limitations),
+        "notes": run_info.notes,
+        "license_text": _license_text(run_info, base_models),
+    }
+    return jinja2.Template(template_path("card_common.md").read_text()).render(**context)
+
+
+def _render(template: str, data: ModelCardData, **context) -> ModelCard:
+    return ModelCard.from_template(data, template_path=str(template_path(template)), **context)
 
 
 def voxlm_card(
@@ -302,42 +331,89 @@ def voxlm_card(
     instruction = run_info.instruction if run_info.instruction is not None else DEFAULT_INSTRUCTION
     chat = bool(processor.chat_template or getattr(processor.tokenizer, "chat_template", None))
     tags = ["voxlm", "speech", "audio-text-to-text", "custom_code"] + ([run_info.recipe] if run_info.recipe else [])
-    data = card_data(run_info, model_name, [audio_base, text_base], tags, pipeline_tag="audio-text-to-text")
-    rate = config.audio_positions_per_second
     layer = config.audio_layer
-    training = run_info.training
-    context = {
-        "model_name": model_name,
-        "audio_base": _code_name(audio_base),
-        "text_base": _code_name(text_base),
-        "audio_family": config.audio_config.model_type,
-        "text_family": config.text_config.model_type,
-        "audio_layer": "learnable mix of all layers"
+    ten_seconds = int(10 * audio_input_rate(config.audio_config))  # encoder input steps in 10 s of audio
+    return _render(
+        "voxlm_card.md",
+        card_data(run_info, model_name, [audio_base, text_base], tags, pipeline_tag="audio-text-to-text"),
+        model_name=model_name,
+        audio_base=_code_name(audio_base),
+        text_base=_code_name(text_base),
+        audio_family=config.audio_config.model_type,
+        text_family=config.text_config.model_type,
+        audio_layer="learnable mix of all layers"
         if layer == "mix"
         else ("last layer" if layer == -1 else f"layer {layer}"),
-        "audio_token": config.audio_token,
-        "adapter": _adapter_description(config.adapter),
-        "positions_per_second": f"{rate:g}",
-        "ten_second_positions": int(config.num_audio_positions(int(10 * audio_input_rate(config.audio_config)))),
-        "length_formula": json.dumps(config.audio_length_formula),
-        "params": _parameter_counts(model, run_info),
-        "lora": _lora_description(config, lora_state),
-        "usage_code": _usage_code(
-            repo_id, instruction, sample_name, chat, config.is_encoder_decoder, config.audio_token
-        ),
-        "pipeline_code": _pipeline_code(repo_id, instruction, sample_name),
-        "recipe": RECIPES.get(run_info.recipe, run_info.recipe or NOT_RECORDED),
-        "stages": _stage_rows(run_info.stages),
-        "datasets": ", ".join(_dataset_line(d) for d in run_info.datasets) or NOT_RECORDED,
-        "training_time": format_duration(training.get("seconds")),
-        "hardware": training.get("hardware", NOT_RECORDED),
-        "seed": training.get("seed"),
-        "metrics": _metric_rows(run_info.metrics),
-        "limitations": _limitations(run_info, config),
-        "notes": run_info.notes,
-        "license_text": _license_text(run_info, [audio_base, text_base]),
-    }
-    return ModelCard.from_template(data, template_path=str(template_path("voxlm_card.md")), **context)
+        audio_token=config.audio_token,
+        adapter=_adapter_description(config.adapter),
+        positions_per_second=f"{config.audio_positions_per_second:g}",
+        ten_second_positions=int(config.num_audio_positions(ten_seconds)),
+        length_formula=json.dumps(config.audio_length_formula),
+        params=_parameter_counts(model, run_info),
+        lora=_lora_description(config, lora_state),
+        usage_code=_usage_code(repo_id, instruction, sample_name, chat, config.is_encoder_decoder, config.audio_token),
+        pipeline_code=_pipeline_code(repo_id, instruction, sample_name),
+        common_sections=common_sections(run_info, [audio_base, text_base], _voxlm_limitations(config)),
+    )
+
+
+# ---------------------------------------------------------------------------------- speech-token classifier
+def _classifier_usage_code(repo_id: str, sample: str, transcript: str) -> str:
+    return "\n".join(
+        [
+            "import soundfile as sf",
+            "import torch",
+            "from transformers import AutoModelForSequenceClassification, AutoProcessor",
+            "from transformers.utils import cached_file",
+            "",
+            f'repo_id = "{repo_id}"',
+            "model = AutoModelForSequenceClassification.from_pretrained(repo_id)",
+            "processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)",
+            "",
+            f"# The transcript and the recording of one utterance; {sample} ships with the model.",
+            f'audio, sampling_rate = sf.read(cached_file(repo_id, "{sample}"), dtype="float32")',
+            f"inputs = processor(text=[{json.dumps(transcript)}], audio=[audio], sampling_rate=sampling_rate, "
+            "resample=True)",
+            "with torch.no_grad():",
+            "    logits = model(**inputs).logits",
+            "print(model.config.id2label[int(logits.argmax(-1))])",
+        ]
+    )
+
+
+def classifier_card(
+    model, processor, run_info: RunInfo, repo_id: str, sample_name: str, transcript: str, vocabulary: dict | None
+) -> ModelCard:
+    """The card of a speech-token classifier: a text LM reading text and selected speech units.
+
+    `vocabulary` is the selection file (`audio_vocabulary.json`: settings, report, kept tokens with weights).
+    """
+    model_name = repo_id.split("/")[-1]
+    text_base, units = run_info.base_models.get("text"), run_info.base_models.get("audio")
+    kept = (vocabulary or {}).get("kept_tokens", [])
+    method = (vocabulary or {}).get("settings", {}).get("method")
+    tags = ["voxlm", "speech", "audio-classification", "speech-tokens", "custom_code"]
+    labels = [model.config.id2label[i] for i in sorted(model.config.id2label)]
+    specific = [
+        "Only the selected audio tokens reach the language model: everything else the unit tokenizer hears is "
+        "dropped, so cues outside that vocabulary cannot inform the prediction."
+    ]
+    return _render(
+        "classifier_card.md",
+        card_data(run_info, model_name, [text_base, units], tags, pipeline_tag="audio-classification"),
+        model_name=model_name,
+        text_base=_code_name(text_base),
+        units_base=_code_name(units),
+        text_family=model.config.model_type,
+        labels=", ".join(f"`{label}`" for label in labels),
+        num_tokens=len(kept) if vocabulary else NOT_RECORDED,
+        selection=method or NOT_RECORDED,
+        top_tokens=", ".join(f"`{item['token']}`" for item in kept[:10]),
+        total=format_count(sum(p.numel() for p in model.parameters())),
+        trainable=format_count(run_info.trainable),
+        usage_code=_classifier_usage_code(repo_id, sample_name, transcript),
+        common_sections=common_sections(run_info, [text_base, units], specific),
+    )
 
 
 # --------------------------------------------------------------------------------------------- checking
@@ -363,4 +439,4 @@ def python_blocks(text: str) -> list[str]:
     return [block.strip("\n") for block in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)]
 
 
-__all__ = ["RECIPES", "TASK_TYPES", "check_card", "eval_results", "python_blocks", "voxlm_card"]
+__all__ = ["RECIPES", "TASK_TYPES", "check_card", "classifier_card", "eval_results", "python_blocks", "voxlm_card"]

@@ -102,6 +102,22 @@ class Publisher:
 
 
 SAMPLE_NAME = "sample.wav"
+SAMPLE_TRANSCRIPT = "he was not an ill disposed young man"  # hub_cards/shipped/sample.wav (see sample.txt)
+
+
+def sample_file(run_dir: Path, run_info: RunInfo) -> tuple[str, Path]:
+    """(name in the repository, source) of the clip the card's usage example reads."""
+    if not run_info.sample_audio:
+        return SAMPLE_NAME, Path(str(resources.files("voxlm.hub_cards") / "shipped" / SAMPLE_NAME))
+    sample = Path(run_info.sample_audio)
+    sample = sample if sample.is_absolute() else run_dir / sample
+    if not sample.is_file():
+        raise FileNotFoundError(f"run_info.json names sample_audio {run_info.sample_audio!r}; {sample} is missing.")
+    return "sample" + sample.suffix, sample
+
+
+def sample_name(files: dict[str, Path]) -> str:
+    return next(name for name in files if name.startswith("sample."))
 
 
 @register_publisher
@@ -141,24 +157,60 @@ class VoxLMPublisher(Publisher):
         custom_object_save(VoxLMSpokenPromptPipeline, out_dir)
 
     def travelling_files(self, run_dir: Path, run_info: RunInfo) -> dict[str, Path]:
-        files = super().travelling_files(run_dir, run_info)
-        if run_info.sample_audio:
-            sample = Path(run_info.sample_audio)
-            sample = sample if sample.is_absolute() else run_dir / sample
-            if not sample.is_file():
-                raise FileNotFoundError(
-                    f"run_info.json names sample_audio {run_info.sample_audio!r}; {sample} is missing."
-                )
-            files["sample" + sample.suffix] = sample
-        else:
-            files[SAMPLE_NAME] = Path(str(resources.files("voxlm.hub_cards") / "shipped" / SAMPLE_NAME))
-        return files
+        name, source = sample_file(run_dir, run_info)
+        return {**super().travelling_files(run_dir, run_info), name: source}
 
     def card(self, model, processor, run_info: RunInfo, repo_id: str, files: dict[str, Path], lora_state: str):
         from .card import voxlm_card
 
-        sample = next(name for name in files if name.startswith("sample."))
-        return voxlm_card(model, processor, run_info, repo_id, sample, lora_state)
+        return voxlm_card(model, processor, run_info, repo_id, sample_name(files), lora_state)
+
+
+# Written by `SpeechTokenSelector.save_pretrained` (voxlm.processing.token_selection): the kept audio tokens.
+SELECTION_FILE = "audio_vocabulary.json"
+
+
+@register_publisher
+class SpeechTokenClassifierPublisher(Publisher):
+    """A text LM fine-tuned for classification on text + selected speech units (`AutoModelForSequenceClassification`,
+    LoRA already merged by the recipe), its speech-token processor (which saves the unit tokenizer in
+    `speech_units/`) and the kept vocabulary `audio_vocabulary.json`."""
+
+    kind = "speech-token-classifier"
+
+    @classmethod
+    def matches(cls, config: dict) -> bool:
+        return any(name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])
+
+    def load(self, run_dir: Path):
+        from transformers import AutoModelForSequenceClassification, AutoProcessor
+
+        if (run_dir / "adapter_config.json").is_file():
+            raise ValueError(
+                f"{run_dir} holds a peft adapter, not a full model: merge it (`model.merge_and_unload()`) and "
+                "save the merged classifier with its processor."
+            )
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir)
+        # The processor class ships in the run folder (saved with its code), like it will on the Hub.
+        processor = AutoProcessor.from_pretrained(run_dir, trust_remote_code=True)
+        return model.eval(), processor
+
+    def has_lora(self, model) -> bool:
+        return False  # refused in `load`: classifier runs are saved merged
+
+    def travelling_files(self, run_dir: Path, run_info: RunInfo) -> dict[str, Path]:
+        files = super().travelling_files(run_dir, run_info)
+        if (run_dir / SELECTION_FILE).is_file():
+            files[SELECTION_FILE] = run_dir / SELECTION_FILE
+        name, source = sample_file(run_dir, run_info)
+        return {**files, name: source}
+
+    def card(self, model, processor, run_info: RunInfo, repo_id: str, files: dict[str, Path], lora_state: str):
+        from .card import classifier_card
+
+        vocabulary = json.loads(files[SELECTION_FILE].read_text()) if SELECTION_FILE in files else None
+        transcript = run_info.sample_transcript or (SAMPLE_TRANSCRIPT if not run_info.sample_audio else "")
+        return classifier_card(model, processor, run_info, repo_id, sample_name(files), transcript, vocabulary)
 
 
 def check_processor_matches(config, processor, run_dir: Path) -> None:
@@ -189,4 +241,11 @@ def folder_files(folder: Path) -> list[str]:
     )
 
 
-__all__ = ["PUBLISHERS", "Publisher", "VoxLMPublisher", "find_publisher", "register_publisher"]
+__all__ = [
+    "PUBLISHERS",
+    "Publisher",
+    "SpeechTokenClassifierPublisher",
+    "VoxLMPublisher",
+    "find_publisher",
+    "register_publisher",
+]

@@ -32,7 +32,8 @@ class RunInfo:
         trainable_parameters: trainable parameters of the run (default: the largest count over its stages).
         license, language: card metadata (`"apache-2.0"`, `["en"]`).
         instruction: the instruction used in the card's usage example (e.g. "Transcribe the audio.").
-        sample_audio: a 16 kHz audio file shipped as `sample.wav` for the usage example (default: a LibriVox clip).
+        sample_audio: an audio file (relative to the run folder) shipped as `sample.<ext>` for the usage example;
+            default: a 3 s LibriVox clip. sample_transcript: its transcript (classifier examples use it).
         limitations: extra lines for the card's limitations section.
         extra_files: files (relative to the run folder) that travel to the repository unchanged.
         notes: free Markdown added to the card.
@@ -50,6 +51,7 @@ class RunInfo:
     language: list[str] = dataclasses.field(default_factory=list)
     instruction: str | None = None
     sample_audio: str | None = None
+    sample_transcript: str | None = None
     limitations: list[str] = dataclasses.field(default_factory=list)
     extra_files: list[str] = dataclasses.field(default_factory=list)
     notes: str | None = None

@@ -15,11 +15,6 @@ from voxlm.hub_cards.card import eval_results, format_count, format_duration
 REPO_ID = "voxlm-test/card-variant"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
 def test_number_and_duration_formats():
     assert format_count(135_000_000) == "135,000,000 (135.0 M)"
     assert format_count(7920) == "7,920 (7.9 k)"
@@ -167,3 +162,75 @@ def test_clip_reference_depends_on_audio():
     """Guard for the tests above: the tiny model's text changes with the audio, so equal outputs mean something."""
     model, processor = distinct_tiny_voxlm(lora=False)
     assert generate_ids(model, processor, tone(1.0)) != generate_ids(model, processor, _sample())
+
+
+def test_speech_token_classifier_travels_with_its_vocabulary(tmp_path):
+    """The classifier publisher, on a stand-in run (tiny BERT; a plain tokenizer as processor)."""
+    from tiny import tiny_tokenizer
+    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+    tokenizer = tiny_tokenizer()
+    labels = {0: "statement", 1: "question"}
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        id2label=labels,
+        label2id={name: i for i, name in labels.items()},
+    )
+    model = BertForSequenceClassification(config).eval()
+    run = tmp_path / "run"
+    model.save_pretrained(run)
+    tokenizer.save_pretrained(run)
+    kept = [{"token": "<|a0_17|>", "weight": 0.9}, {"token": "<|a0_3|>", "weight": 0.4}]
+    selection = {"settings": {"method": "lasso"}, "report": {}, "vocabulary": ["<|a0_3|>", "<|a0_17|>"]}
+    (run / "audio_vocabulary.json").write_text(json.dumps({**selection, "kept_tokens": kept}))
+    metric = {"task": "classification", "metric": "macro_f1", "value": 0.71, "dataset_name": "espeak questions"}
+    RunInfo(
+        recipe="speech-tokens",
+        base_models={"text": "sentence-transformers/all-MiniLM-L6-v2", "audio": "openai/whisper-tiny"},
+        metrics=[metric],
+        license="mit",
+    ).save(run)
+
+    result = export_folder(run, tmp_path / "out", "voxlm-test/speechtok-tiny")
+    assert set(result.files) == {
+        "README.md",
+        "audio_vocabulary.json",
+        "chat_template.jinja",
+        "config.json",
+        "model.safetensors",
+        "sample.wav",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
+    readme = (tmp_path / "out" / "README.md").read_text()
+    card = check_card(readme)
+    assert card.data.pipeline_tag == "audio-classification"
+    assert [(r.task_type, r.metric_type, r.metric_value) for r in card.data.eval_results] == [
+        ("audio-classification", "macro_f1", 0.71)
+    ]
+    assert "**Audio tokens kept:** 2 (selection: lasso); the heaviest: `<|a0_17|>`, `<|a0_3|>`" in readme
+    assert "`statement`, `question`" in readme and "speech tokens for classification" in readme
+    assert 'processor(text=["he was not an ill disposed young man"], audio=[audio]' in python_blocks(readme)[0]
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").eval()
+    ids = torch.tensor([[1, 5, 9, 3]])
+    torch.testing.assert_close(reloaded(ids).logits, model(ids).logits)
+
+
+def test_classifier_run_saved_as_a_peft_adapter_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertForSequenceClassification"]}))
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds a peft adapter, not a full model"):
+        export_folder(tmp_path, tmp_path / "out", "voxlm-test/x")
+
+
+def test_unknown_kinds_are_named(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    with pytest.raises(ValueError, match=r"No publisher recognises .*config.json \(model_type 'bert'\); known kinds"):
+        export_folder(tmp_path, tmp_path / "out", "voxlm-test/x")
+    RunInfo(kind="speech-token-regressor").save(tmp_path)
+    with pytest.raises(ValueError, match="names kind 'speech-token-regressor', which cannot be published"):
+        export_folder(tmp_path, tmp_path / "out2", "voxlm-test/x")

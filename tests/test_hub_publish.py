@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile
-import torch
 from hub_helpers import INSTRUCTION, distinct_tiny_voxlm, generate_ids, run_fresh_process, write_run
 from safetensors.torch import load_file, save_file
 from tiny import tone
@@ -67,7 +66,6 @@ def _broken_copies(folder: Path, root: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("publish")
     model, processor = distinct_tiny_voxlm(lora=True)
     run_dir = write_run(root / "run", model, processor)

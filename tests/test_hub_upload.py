@@ -3,7 +3,6 @@
 from unittest import mock
 
 import pytest
-import torch
 from hub_helpers import distinct_tiny_voxlm, write_run
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
@@ -16,7 +15,6 @@ SECRET = "hf_thisIsNotARealTokenButMustNeverBePrinted"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    torch.set_num_threads(1)
     model, processor = distinct_tiny_voxlm(lora=False)
     return write_run(tmp_path_factory.mktemp("upload") / "run", model, processor)
 

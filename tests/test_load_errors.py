@@ -16,7 +16,6 @@ from voxlm.modeling import VoxLMConfig, VoxLMForConditionalGeneration
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("saved")
     model, _ = tiny_voxlm()
     model.save_pretrained(folder)

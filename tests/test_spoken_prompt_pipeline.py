@@ -11,7 +11,6 @@ from voxlm.processing import VoxLMSpokenPromptPipeline
 
 @pytest.fixture(scope="module")
 def parts():
-    torch.set_num_threads(1)
     model, processor = distinct_tiny_voxlm(lora=False)
     return model, processor, VoxLMSpokenPromptPipeline(model=model, processor=processor, device=-1)
 
