@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import torch
 import yaml
 from tiny import tiny_voxlm, tone
 
+from voxlm.hub_cards import RunInfo
 from voxlm.train import align
 from voxlm.train.align_continuations import (
     ContinuationArguments,
@@ -222,9 +224,11 @@ def test_training_changes_only_the_adapter(tiny_folder, tmp_path, objective):
     from safetensors.torch import load_file
 
     data = continuation_table(tmp_path / "data", 8)
+    start = shutil.copytree(tiny_folder, tmp_path / "warmed-up")
+    RunInfo(recipe="ctc warm-up", stages=[{"name": "warm-up", "steps": 5}], training={"seconds": 60}).save(start)
     output = tmp_path / "trained"
     align.main(
-        ["train", "--data", str(data), "--model", str(tiny_folder), "--output_dir", str(output),
+        ["train", "--data", str(data), "--model", str(start), "--output_dir", str(output),
          "--objective", objective, "--max_steps", "3", "--per_device_train_batch_size", "4",
          "--learning_rate", "1e-2", "--warmup_steps", "0", "--save_strategy", "no", "--disable_tqdm", "true"]
     )  # fmt: skip
@@ -237,6 +241,11 @@ def test_training_changes_only_the_adapter(tiny_folder, tmp_path, objective):
     assert len(changed) >= len(adapter) // 2
     settings = json.loads((output / "align_settings.json").read_text())
     assert settings["objective"] == objective and settings["prompt_format"]["instruction"] == BLSP_INSTRUCTION
+    info = RunInfo.load(output)  # the starting checkpoint's record, plus this stage
+    recipe = {"blsp": "blsp", "kd": "blsp-kd"}[objective]
+    assert info.recipe == f"ctc warm-up + {recipe}" and [s["name"] for s in info.stages] == ["warm-up", recipe]
+    assert info.stages[-1]["steps"] == 3 and info.training["seconds"] >= 60
+    assert info.stages[-1]["trainable_parameters"] == sum(after[name].numel() for name in adapter)
 
 
 def kd_case(embeddings_coincide: bool):

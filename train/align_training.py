@@ -11,6 +11,7 @@ The speech encoder and the LLM stay frozen; only the adapter (and the layer weig
 """
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .align_data import (
     load_voxlm,
     read_audio,
 )
-from .align_prompts import BLSP_INSTRUCTION, PromptFormat
+from .align_prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
 
 logger = logging.get_logger(__name__)
 OBJECTIVES = ("blsp", "kd")
@@ -256,10 +257,46 @@ def train(args: AlignTrainArguments, training_args: AlignTrainingArguments):
         kd_temperature=args.kd_temperature,
         kd_ce_weight=args.kd_ce_weight,
     )
+    started = time.perf_counter()
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         settings = {"prompt_format": collator.prompt_format.to_dict(), "objective": args.objective}
         (Path(training_args.output_dir) / "align_settings.json").write_text(json.dumps(settings, indent=2))
-        logger.info(f"Saved the model and processor to {training_args.output_dir}.")
+        run_info(args, training_args, trainer, collator.prompt_format, time.perf_counter() - started).save(
+            training_args.output_dir
+        )
+        logger.info(f"Saved the model, processor and run_info.json to {training_args.output_dir}.")
     return trainer
+
+
+def run_info(args: AlignTrainArguments, training_args, trainer, prompt_format: PromptFormat, seconds: float):
+    """The run record for the model card (`voxlm push`): a starting checkpoint's record plus this stage."""
+    from voxlm.hub_cards import RUN_INFO_NAME, RunInfo, describe_hardware
+
+    start = Path(args.model) if args.model else None
+    info = RunInfo.load(start) if start and (start / RUN_INFO_NAME).is_file() else RunInfo(kind="voxlm")
+    recipe = "blsp" if args.objective == "blsp" else "blsp-kd"
+    info.recipe = recipe if info.recipe in (None, recipe) else f"{info.recipe} + {recipe}"
+    if not info.base_models and args.audio_model:
+        info.base_models = {"audio": args.audio_model, "text": args.text_model}
+    model = trainer.model
+    description = {
+        "blsp": "adapter only: the LLM given the speech learns to write its own continuation of the transcript",
+        "kd": f"adapter only: KL to the LLM's next-token distributions given the transcript (T={args.kd_temperature})",
+    }[args.objective]
+    info.add_stage(
+        recipe,
+        model,
+        description=description,
+        trained=[name for name in ("projector", "layer_mix") if getattr(model, name, None) is not None],
+        steps=trainer.state.global_step,
+        epochs=round(float(trainer.state.epoch or 0), 3),
+        learning_rate=training_args.learning_rate,
+    )
+    info.datasets.append({"id": str(args.data), "description": "speech, transcripts and LLM continuations"})
+    previous = float(info.training.get("seconds", 0))
+    info.training = {**info.training, "seconds": round(previous + seconds), "hardware": describe_hardware()}
+    info.training["seed"] = training_args.seed
+    info.instruction = prompt_format.instruction.replace(TRANSCRIPT, "").strip()
+    return info
