@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -69,18 +70,20 @@ class ContinuationArguments:
         default="audio", metadata={"help": "Column holding the audio reference, copied to the output ('' for none)."}
     )
     instruction: str = field(default=BLSP_INSTRUCTION, metadata={"help": "Instruction with a {transcript} slot."})
-    template: str = field(
+    template: Literal["chat", "blsp", "plain"] = field(
         default="chat",
         metadata={"help": "chat (the LLM's chat template), blsp (###[Human]:...###[Assistant]:) or plain."},
     )
-    normalize: str = field(
+    normalize: Literal["none", "lower", "whisper"] = field(
         default="none", metadata={"help": "Transcript normalisation before prompting: none, lower or whisper."}
     )
     max_new_tokens: int = field(default=64, metadata={"help": "Continuation length in tokens (BLSP: 64)."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call (left padded)."})
     shard_size: int = field(default=256, metadata={"help": "Rows per shard (the unit of work and of resumption)."})
     limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
-    dtype: str = field(default="float32", metadata={"help": "LLM dtype: float32, bfloat16 or float16."})
+    dtype: Literal["float32", "bfloat16", "float16"] = field(
+        default="float32", metadata={"help": "LLM dtype: float32, bfloat16 or float16."}
+    )
     overwrite: bool = field(default=False, metadata={"help": "Delete earlier shards made with other settings."})
 
 

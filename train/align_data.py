@@ -58,7 +58,7 @@ def check_columns(table, columns: list[str | None], source: str) -> None:
     if missing:
         raise ValueError(
             f"{source} has no column(s) {missing}; its columns are {table.column_names}. "
-            "Name the right ones with --text-column/--audio-column."
+            "Name the right ones with the --*_column options."
         )
 
 

@@ -11,6 +11,7 @@ with an `answer` column give spoken-question accuracy (the answer appears in the
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -44,8 +45,8 @@ class AlignEvalArguments:
         default="continue,repeat,translate,answer,sentiment",
         metadata={"help": f"Comma-separated instructions among {', '.join(EVAL_INSTRUCTIONS)}."},
     )
-    template: str | None = field(
-        default=None, metadata={"help": "chat, blsp or plain; default: the one the model was trained with."}
+    template: Literal["chat", "blsp", "plain"] | None = field(
+        default=None, metadata={"help": "Prompt template; default: the one the model was trained with."}
     )
     cascade_asr_model: str | None = field(
         default=None, metadata={"help": "A Whisper model (folder or Hub id) for the cascade baseline ASR -> LLM."}

@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch.nn import functional as F
@@ -49,13 +50,17 @@ class AlignTrainArguments:
     text_model: str | None = field(default=None, metadata={"help": "Language model to assemble from (no --model)."})
     adapter: str = field(default="blsp", metadata={"help": "Adapter preset (blsp, speechverse, ultravox) or JSON."})
     audio_layer: str = field(default="-1", metadata={"help": "Encoder layer feeding the adapter: -1, k or mix."})
-    objective: str = field(default="blsp", metadata={"help": "blsp (cross-entropy) or kd (BLSP-KD distillation)."})
+    objective: Literal["blsp", "kd"] = field(
+        default="blsp", metadata={"help": "blsp (cross-entropy) or kd (BLSP-KD distillation)."}
+    )
     kd_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of the KD loss."})
     kd_ce_weight: float = field(default=0.0, metadata={"help": "Weight of the cross-entropy added to the KD loss."})
     instruction: str | None = field(
         default=None, metadata={"help": "Instruction with {transcript}; default: the one the continuations used."}
     )
-    template: str | None = field(default=None, metadata={"help": "chat, blsp or plain; default: as continuations."})
+    template: Literal["chat", "blsp", "plain"] | None = field(
+        default=None, metadata={"help": "Prompt template; default: the one the continuations used."}
+    )
     split: str = field(default="train", metadata={"help": "Split of a DatasetDict or Hub data set."})
     audio_column: str = field(default="audio", metadata={"help": "Column of audio references."})
     transcript_column: str = field(default="transcript", metadata={"help": "Column of transcripts."})
