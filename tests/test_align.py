@@ -176,7 +176,7 @@ def test_generate_continuations_reports_missing_column(tiny_folder, tmp_path):
     args = ContinuationArguments(
         data=str(data), output_dir=str(tmp_path / "o"), model=str(tiny_folder), text_column="x"
     )
-    with pytest.raises(ValueError, match=r"no column\(s\) \['x'\].*--text-column"):
+    with pytest.raises(ValueError, match=r"no column\(s\) \['x'\].*--\*_column options"):
         generate_continuations(args)
 
 
