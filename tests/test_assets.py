@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import tiny_audio_config
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers import WhisperForConditionalGeneration
 
 from voxlm.train import assets
 
@@ -67,7 +68,8 @@ def whisper_to_ctranslate2(model: WhisperForConditionalGeneration) -> dict[str, 
     put("decoder/position_encodings/encodings", decoder.embed_positions.weight)
     put_norm("decoder/layer_norm", decoder.layer_norm)
     for side, layers in (("encoder", encoder.layers), ("decoder", decoder.layers)):
-        variables[f"{side}/num_heads"] = torch.tensor(layers[0].self_attn.num_heads, dtype=torch.int16)
+        heads = model.config.encoder_attention_heads if side == "encoder" else model.config.decoder_attention_heads
+        variables[f"{side}/num_heads"] = torch.tensor(heads, dtype=torch.int16)
         for index, layer in enumerate(layers):
             prefix = f"{side}/layer_{index}"
             attention = layer.self_attn
@@ -102,22 +104,10 @@ def tiny_ct2_whisper(tmp_path_factory) -> tuple[Path, WhisperForConditionalGener
     tokenizer.add_special_tokens(WHISPER_SPECIALS)
     tokenizer.save(str(folder / "tokenizer.json"))
     ids = {token: tokenizer.token_to_id(token) for token in WHISPER_SPECIALS}
-    config = WhisperConfig(
-        vocab_size=tokenizer.get_vocab_size() + TIMESTAMPS,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_source_positions=TIMESTAMPS - 1,
-        max_target_positions=40,
-        pad_token_id=ids["<|endoftext|>"],
-        bos_token_id=ids["<|startoftranscript|>"],
-        eos_token_id=ids["<|endoftext|>"],
-        decoder_start_token_id=ids["<|startoftranscript|>"],
-    )
+    config = tiny_audio_config("whisper", window_seconds=(TIMESTAMPS - 1) / 50)  # 30 encoder positions
+    config.vocab_size = tokenizer.get_vocab_size() + TIMESTAMPS
+    config.pad_token_id = config.eos_token_id = ids["<|endoftext|>"]
+    config.bos_token_id = config.decoder_start_token_id = ids["<|startoftranscript|>"]
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(config).eval()
     write_ctranslate2(
@@ -135,7 +125,10 @@ def test_read_ctranslate2_model_reads_every_variable_and_alias(tiny_ct2_whisper)
     folder, model = tiny_ct2_whisper
     variables = assets.read_ctranslate2_model(folder / "model.bin")
     assert variables["__spec__"] == "WhisperSpec"
-    assert variables["encoder/num_heads"].item() == 2 and variables["decoder/activation"].item() == 1
+    assert (
+        variables["encoder/num_heads"].item() == model.config.encoder_attention_heads
+        and variables["decoder/activation"].item() == 1
+    )
     assert variables["decoder/projection/weight"] is variables["decoder/embeddings/weight"]
     expected = model.model.encoder.conv1.weight.detach().half()
     assert torch.equal(variables["encoder/conv1/weight"], expected)
@@ -155,7 +148,8 @@ def test_nonzero_key_bias_is_refused(tiny_ct2_whisper, tmp_path):
     folder, _ = tiny_ct2_whisper
     variables = assets.read_ctranslate2_model(folder / "model.bin")
     bias = variables["encoder/layer_0/self_attention/linear_0/bias"]
-    bias[32:64] = 1.0  # the key slice of q|k|v
+    width = bias.shape[0] // 3
+    bias[width : 2 * width] = 1.0  # the key slice of q|k|v
     with pytest.raises(ValueError, match="non-zero key bias"):
         assets.ctranslate2_whisper_state_dict(variables)
 
@@ -167,7 +161,7 @@ def test_converted_folder_loads_and_matches_the_original(tiny_ct2_whisper, tmp_p
     assets.convert_ctranslate2_whisper(folder, tmp_path)
     loaded, info = WhisperForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
-    features = torch.randn(1, 80, 2 * (TIMESTAMPS - 1))
+    features = torch.randn(1, model.config.num_mel_bins, 2 * (TIMESTAMPS - 1))
     decoder_ids = torch.tensor([[model.config.decoder_start_token_id, 5, 9]])
     with torch.no_grad():
         expected = model.half().float()(features, decoder_input_ids=decoder_ids).logits
