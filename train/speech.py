@@ -484,11 +484,20 @@ def pack_clips(
 
 
 def measure_voice_audibility(
-    voice_list: Sequence[Voice] | None = None, num_sentences: int = 20, seed: int = 0, progress: bool = True
+    voice_list: Sequence[Voice] | None = None,
+    num_sentences: int = 20,
+    seed: int = 0,
+    one_by_one: bool = False,
+    progress: bool = True,
 ) -> dict[str, dict]:
-    """Whisper tiny.en's WER on each voice: `num_sentences` held-out sentences, speed/pitch drawn from the voice's
-    ranges (seeded), transcribed in packed windows of up to 28 s (`pack_clips`). Returns {voice name: {"wer",
-    "split", "example_reference", "example_hypothesis"}}."""
+    """Whisper tiny.en's WER on each voice over `num_sentences` held-out sentences, speed/pitch drawn from the
+    voice's ranges (seeded).
+
+    By default the sentences are transcribed in packed windows of up to 28 s (`pack_clips`): cheap (Whisper pads
+    every input to 30 s) and good for ranking voices, but the context of neighbouring sentences helps Whisper.
+    `one_by_one=True` transcribes each sentence alone, as a cascade does (about 3x the compute; higher WER).
+    Returns {voice name: {"wer", "split", "example_reference", "example_hypothesis"}}.
+    """
     voice_list = list(voice_list or _catalogue())
     texts = sentences(num_sentences, "held_out", seed=seed)
     results = {}
@@ -497,7 +506,7 @@ def measure_voice_audibility(
         clips = synthesize_many(
             texts, voice.name, [r["speed"] for r in chosen], [r["pitch"] for r in chosen], progress=False
         )
-        windows = pack_clips(clips, texts)
+        windows = list(zip(clips, texts)) if one_by_one else pack_clips(clips, texts)
         hypotheses = transcribe([audio for audio, _ in windows])
         references = [text for _, text in windows]
         results[voice.name] = {
@@ -509,6 +518,24 @@ def measure_voice_audibility(
         if progress:
             logger.warning(f"{voice.name:<24} {voice.split:<9} WER {results[voice.name]['wer']:.3f}")
     return results
+
+
+def _write_measurements(path: Path, results: dict[str, dict], args: argparse.Namespace) -> None:
+    """Packed-window WERs become each voice's `wer`; one-by-one WERs are added as `wer_one_by_one`."""
+    payload = json.loads(path.read_text()) if path.is_file() else {"voices": {}}
+    method = "one by one" if args.one_by_one else "in windows of up to 28 s (pack_clips)"
+    payload.setdefault("measured_with", {})["wer_one_by_one" if args.one_by_one else "wer"] = (
+        f"Whisper tiny.en (voxlm.train.assets.whisper_tiny_en_dir), greedy, sentences transcribed {method}; WER "
+        f"after Whisper's English normalizer; {args.sentences} held-out sentences per voice, seed {args.seed}; "
+        "speed and pitch drawn from each voice's ranges"
+    )
+    for name, result in results.items():
+        entry = payload["voices"].setdefault(name, {})
+        if args.one_by_one:
+            entry["wer_one_by_one"] = result["wer"]
+        else:
+            entry.update(result)
+    path.write_text(json.dumps(payload, indent=1) + "\n")
 
 
 def _format_voice_table(voice_list: Sequence[Voice]) -> str:
@@ -531,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure.add_argument("--sentences", type=int, default=20, help="held-out sentences per voice (default 20)")
     measure.add_argument("--seed", type=int, default=0)
     measure.add_argument("--output", type=Path, default=VOICES_FILE)
+    measure.add_argument("--split", choices=("train", "held_out"), help="only the voices of this split")
+    measure.add_argument("--one-by-one", action="store_true", help="transcribe each sentence alone (wer_one_by_one)")
     say = commands.add_parser("say", help="synthesize a text to a 16 kHz wav file")
     say.add_argument("text")
     say.add_argument("--voice", default="en-us")
@@ -541,15 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "voices":
         print(_format_voice_table(voices(args.split, args.max_wer)))
     elif args.command == "measure-voices":
-        results = measure_voice_audibility(num_sentences=args.sentences, seed=args.seed)
-        payload = {
-            "measured_with": "Whisper tiny.en (voxlm.train.assets.whisper_tiny_en_dir), greedy, on the sentences "
-            "packed into windows of up to 28 s (pack_clips); WER after Whisper's English normalizer; "
-            f"{args.sentences} held-out sentences per voice, seed {args.seed}; speed and pitch drawn from each "
-            "voice's ranges",
-            "voices": results,
-        }
-        args.output.write_text(json.dumps(payload, indent=1) + "\n")
+        results = measure_voice_audibility(voices(args.split), args.sentences, args.seed, args.one_by_one)
+        _write_measurements(args.output, results, args)
         print(f"wrote {args.output}")
     else:
         import soundfile
