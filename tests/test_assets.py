@@ -291,3 +291,77 @@ def test_minilm_dir_is_a_bert_folder():
     model = AutoModel.from_pretrained(assets.minilm_dir())
     assert model.config.model_type == "bert" and model.config.hidden_size == 384
     assert model.config.num_hidden_layers == 6
+
+
+# --------------------------------------------------------------------------------------------- GGUF
+def write_tiny_gguf(path: Path, model, tokenizer) -> None:
+    """A tiny llama GGUF (float32 tensors, GPT-2 style BPE vocabulary) written with the `gguf` package."""
+    import gguf
+
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = sorted(backend["model"]["vocab"].items(), key=lambda item: item[1])
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list([token for token, _ in vocab])
+    writer.add_token_types([3 if token.startswith("<") else 1 for token, _ in vocab])
+    writer.add_token_merges([" ".join(merge) for merge in backend["model"]["merges"]])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(3)
+    writer.add_chat_template("{% for m in messages %}<|im_start|>{{ m['content'] }}<|im_end|>{% endfor %}")
+    names = {"embed_tokens": "token_embd", "norm": "output_norm", "input_layernorm": "attn_norm",
+             "post_attention_layernorm": "ffn_norm", "q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v",
+             "o_proj": "attn_output", "gate_proj": "ffn_gate", "up_proj": "ffn_up",
+             "down_proj": "ffn_down"}  # fmt: skip
+    heads = {"q_proj": config.num_attention_heads, "k_proj": config.num_key_value_heads}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue  # tied
+        parts = name.removeprefix("model.").removesuffix(".weight").split(".")
+        gguf_name = f"blk.{parts[1]}.{names[parts[-1]]}" if parts[0] == "layers" else names[parts[-1]]
+        weights = tensor.numpy()
+        if parts[-1] in heads:  # llama.cpp interleaves the rotary halves of q and k (convert_hf_to_gguf's permute)
+            n = heads[parts[-1]]
+            weights = weights.reshape(n, 2, -1, weights.shape[1]).swapaxes(1, 2).reshape(weights.shape)
+        writer.add_tensor(f"{gguf_name}.weight", weights)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_gguf_conversion_matches_transformers_gguf_loading(tmp_path):
+    from tiny import tiny_text_config, tiny_tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    config = tiny_text_config("llama", vocab_size=len(tokenizer))  # 4 query heads, 2 key/value heads
+    original = LlamaForCausalLM(config).eval()
+    write_tiny_gguf(tmp_path / "tiny.gguf", original, tokenizer)
+
+    assets.convert_gguf_causal_lm(tmp_path, "tiny.gguf", tmp_path / "out")
+    converted = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    reference = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="tiny.gguf").eval()
+    assert "quantization_config" not in json.loads((tmp_path / "out" / "config.json").read_text())
+    reference_state = reference.state_dict()
+    for name, tensor in converted.state_dict().items():
+        assert torch.equal(tensor, reference_state[name]), name
+    ids = torch.tensor([[1, 5, 9, 17, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(converted(ids).logits, original(ids).logits)
+
+    saved = AutoTokenizer.from_pretrained(tmp_path / "out")
+    text = "the quick brown fox"
+    assert saved(text).input_ids == AutoTokenizer.from_pretrained(tmp_path, gguf_file="tiny.gguf")(text).input_ids
+    assert saved.decode(saved(text).input_ids) == text
+    assert converted.generation_config.eos_token_id == saved.eos_token_id == 3

@@ -348,25 +348,31 @@ def whisper_tiny_en_dir() -> Path:
 
 # ------------------------------------------------------------------------------------------ GGUF SmolLM2
 def convert_gguf_causal_lm(source: str | os.PathLike, gguf_file: str, output: str | os.PathLike) -> None:
-    """Dequantize a GGUF causal LM into a plain float32 safetensors folder with its tokenizer.
+    """Dequantize a GGUF causal LM (llama and other architectures transformers reads from GGUF) into a plain
+    float32 safetensors folder with its tokenizer and generation config.
 
-    transformers loads GGUF files directly, but a GGUF-loaded model keeps a `quantization_config` and refuses
-    `save_pretrained`; it is rebuilt from its config without it, and its state dict is loaded into the new model.
+    `from_pretrained(..., gguf_file=...)` parses the file three times and maps tensor names with a quadratic walk
+    (~25 s for SmolLM2-135M, ~110 s on a busy 2-core machine), and its model keeps a `quantization_config` that
+    refuses `save_pretrained`. Here the file is parsed once with the `gguf` package, using transformers' own GGUF
+    name tables and tensor fixes (e.g. llama's q/k permutation), into a model built without quantization.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    import gguf
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     source, output = Path(source), Path(output)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, dtype=torch.float32)
-    config = loaded.config
-    # Drop what only describes the GGUF file: its quantization and its `general.name` (kept as a stray attribute).
-    for attribute in ("quantization_config", "_model_name_or_path"):
-        config.__dict__.pop(attribute, None)
+    reader = gguf.GGUFReader(source / gguf_file)
+    config_dict = _gguf_config(reader)
+    config = AutoConfig.for_model(**config_dict)
     with torch.device("meta"):
-        model = type(loaded)(config)
-    state = {name: tensor.contiguous() for name, tensor in loaded.state_dict().items()}
-    model.load_state_dict(state, strict=True, assign=True)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    state = _gguf_state_dict(reader, config_dict, list(model.state_dict()))
+    result = model.load_state_dict(state, strict=False, assign=True)
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    if result.unexpected_keys or set(result.missing_keys) - tied:
+        raise ValueError(f"{gguf_file}: missing {result.missing_keys}, unexpected {result.unexpected_keys}.")
     model.tie_weights()
+    # transformers' tokenizer reader is fast (it reads only the vocabulary and merges from the metadata).
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
     # An Instruct model ends its turns with EOS (e.g. <|im_end|>); generation stops there and pads with it.
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
@@ -378,6 +384,52 @@ def convert_gguf_causal_lm(source: str | os.PathLike, gguf_file: str, output: st
     for loading_option in ("is_local", "local_files_only", "gguf_file"):  # how it was read, not what it is
         tokenizer.init_kwargs.pop(loading_option, None)
     tokenizer.save_pretrained(output)
+
+
+def _gguf_config(reader) -> dict:
+    """The transformers config of a GGUF file, from transformers' GGUF key table (`GGUF_CONFIG_MAPPING`)."""
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    from transformers.modeling_gguf_pytorch_utils import read_field
+
+    architecture = read_field(reader, "general.architecture")[0]
+    if architecture not in GGUF_CONFIG_MAPPING:
+        raise ValueError(f"GGUF architecture {architecture!r} is not supported; known: {sorted(GGUF_CONFIG_MAPPING)}.")
+    config = {"model_type": architecture}
+    for prefix in (architecture, "tokenizer"):
+        for key, name in GGUF_CONFIG_MAPPING[prefix].items():
+            value = read_field(reader, f"{prefix}.{key}")
+            if value and name not in (None, -1):
+                config[name] = value[0]
+    config["tie_word_embeddings"] = all(tensor.name != "output.weight" for tensor in reader.tensors)
+    if "vocab_size" not in config:
+        config["vocab_size"] = len(reader.fields["tokenizer.ggml.tokens"].data)
+    return config
+
+
+def _gguf_state_dict(reader, config: dict, parameter_names: list[str]) -> dict[str, torch.Tensor]:
+    """Dequantized float32 tensors of a GGUF file under the transformers names of `parameter_names`."""
+    import gguf
+    import numpy as np
+    from tqdm.auto import tqdm
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
+
+    architecture = config["model_type"]
+    arch = next(key for key, name in gguf.MODEL_ARCH_NAMES.items() if name == architecture)
+    name_map = gguf.get_tensor_name_map(arch, config["num_hidden_layers"])
+    hf_names = {}
+    for hf_name in parameter_names:
+        module, _, suffix = hf_name.rpartition(".")
+        gguf_name = name_map.get_name(module)
+        if gguf_name is not None:
+            hf_names[f"{gguf_name}.{suffix}"] = hf_name
+    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=config)
+    state = {}
+    for tensor in tqdm(reader.tensors, desc="dequantizing GGUF tensors", unit="tensor"):
+        if tensor.name not in hf_names:
+            raise ValueError(f"GGUF tensor {tensor.name} has no counterpart in the {architecture} model.")
+        weights = processor.process(weights=gguf.dequantize(tensor.data, tensor.tensor_type), name=tensor.name).weights
+        state[hf_names[tensor.name]] = torch.from_numpy(np.array(weights, dtype=np.float32))  # a writable copy
+    return state
 
 
 def smollm2_dir() -> Path:
