@@ -348,8 +348,10 @@ def whisper_tiny_en_dir() -> Path:
 
 # ------------------------------------------------------------------------------------------ GGUF SmolLM2
 def convert_gguf_causal_lm(source: str | os.PathLike, gguf_file: str, output: str | os.PathLike) -> None:
-    """Dequantize a GGUF causal LM (llama and other architectures transformers reads from GGUF) into a plain
-    float32 safetensors folder with its tokenizer and generation config.
+    """Dequantize a GGUF causal LM into a plain float32 safetensors folder with its tokenizer and generation config.
+
+    Architectures are read with transformers' GGUF tables; llama (SmolLM2) is the one tested. Those that need
+    special handling in transformers' own GGUF loader (MoE, T5, ...) are better loaded with `gguf_file=`.
 
     `from_pretrained(..., gguf_file=...)` parses the file three times and maps tensor names with a quadratic walk
     (~25 s for SmolLM2-135M, ~110 s on a busy 2-core machine), and its model keeps a `quantization_config` that
@@ -499,11 +501,13 @@ def _log_to_stderr() -> None:
     """Show this package's progress messages ("preparing ...", "reusing cached ...") on the console."""
     import logging as std_logging
 
-    handler = std_logging.StreamHandler()
-    handler.setFormatter(std_logging.Formatter("[voxlm] %(message)s"))
     package_logger = std_logging.getLogger("voxlm")
-    package_logger.addHandler(handler)
     package_logger.setLevel(std_logging.INFO)
+    if not any(getattr(handler, "voxlm_console", False) for handler in package_logger.handlers):
+        handler = std_logging.StreamHandler()
+        handler.setFormatter(std_logging.Formatter("[voxlm] %(message)s"))
+        handler.voxlm_console = True
+        package_logger.addHandler(handler)
 
 
 def main(argv: list[str] | None = None) -> int:
