@@ -27,6 +27,7 @@ import functools
 import io
 import json
 import math
+import numbers
 import os
 import random
 import shutil
@@ -141,7 +142,7 @@ def _check_variant(voice: str) -> None:
 
 
 def _per_item(value, n: int, name: str) -> list:
-    if isinstance(value, (str, int, float)) or value is None:
+    if isinstance(value, (str, numbers.Number)) or value is None:
         return [value] * n
     value = list(value)
     if len(value) != n:
@@ -160,10 +161,11 @@ def synthesize_many(
 ) -> list[np.ndarray]:
     """`synthesize` for many texts, in order; `voice`, `speed` and `pitch` are one value or one per text.
 
-    Runs `num_workers` espeak-ng processes at a time (default: 2 per CPU core, at most 8). Measured on a 2-core
-    machine: ~32 ms per utterance one at a time, ~20 ms with 3-4 processes. In-process synthesis through libespeak-ng
-    is ~8 ms but not reproducible (each utterance depends on the one before, and the library cannot be reset), and
-    one espeak-ng call for many lines gives one waveform that cannot be split reliably.
+    Runs `num_workers` espeak-ng processes at a time (default: 2 per CPU core, at most 8). Measured on a shared 2-core
+    machine: 32 ms per utterance one at a time and 20 ms with 4 processes (load ~3); 68 and 50 ms under load ~10
+    (50x faster than real time). An espeak-ng process costs ~25 ms to start: one call for many lines takes ~6 ms
+    per line but gives one waveform that cannot be split reliably, and in-process synthesis through libespeak-ng
+    (~8 ms) is not reproducible (each utterance depends on the one before, and the library cannot be reset).
     """
     from tqdm.auto import tqdm
 
