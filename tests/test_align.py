@@ -313,3 +313,42 @@ def test_distillation_loss_matches_the_kl_formula():
     torch.testing.assert_close(loss, reference)
     with pytest.raises(ValueError, match="differ in length"):
         distillation_loss(student, student_labels, teacher, torch.full_like(teacher_labels, -100))
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+def test_evaluation_scores_the_responses_it_reports(tiny_folder, tmp_path):
+    import sacrebleu
+    from tiny import tiny_tokenizer
+    from transformers import BertConfig, BertModel
+
+    from voxlm.train.sentences import word_error_rate
+
+    embedder = tmp_path / "embedder"
+    tokenizer = tiny_tokenizer()
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(embedder)  # fmt: skip
+    tokenizer.save_pretrained(embedder)
+    data = write_asr_data(tmp_path, 4)
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows[1]["answer"], rows[1]["aliases"] = "nothing", [rows[1]["text"].split()[-1]]
+    data.write_text("".join(json.dumps({"answer": "nothing", "aliases": [], **row}) + "\n" for row in rows))
+    output = tmp_path / "alignment.json"
+    align.main(
+        ["evaluate", "--model", str(tiny_folder), "--data", str(data), "--transcript_column", "text",
+         "--tasks", "repeat,answer", "--template", "plain", "--embedding_model", str(embedder),
+         "--max_new_tokens", "6", "--examples", "4", "--output_file", str(output)]
+    )  # fmt: skip
+    results = json.loads(output.read_text())
+    assert results["rows"] == 4 and set(results["tasks"]) == {"repeat", "answer"}
+    repeat = results["tasks"]["repeat"]
+    transcripts = [example["transcript"] for example in repeat["examples"]]
+    speech, text = [[example[name] for example in repeat["examples"]] for name in ("speech", "text")]
+    assert repeat["scores"]["speech"]["wer"] == pytest.approx(word_error_rate(transcripts, speech))
+    assert repeat["scores"]["text"]["wer"] == pytest.approx(word_error_rate(transcripts, text))
+    assert repeat["scores"]["speech"]["bleu"] == pytest.approx(sacrebleu.corpus_bleu(speech, [text]).score)
+    assert -1 <= repeat["scores"]["speech"]["cosine"] <= 1
+    # The plain prompt "... {transcript}" makes the random LLM repeat the transcript's last word, which is row 1's
+    # accepted alias; no row says "nothing".
+    answers = [example["text"] for example in results["tasks"]["answer"]["examples"]]
+    assert rows[1]["text"].split()[-1] in answers[1].split()
+    assert results["tasks"]["answer"]["scores"]["text"]["accuracy"] == pytest.approx(0.25)

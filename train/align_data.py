@@ -1,9 +1,9 @@
 """Data, audio, text-normalisation, metric and model-loading helpers of the alignment recipe.
 
 These are small on purpose: they cover what `voxlm.train.align` needs (tables from a folder, a file or the Hub;
-audio references as paths, `Audio(decode=False)` dicts or arrays; WER with Whisper's English normaliser; BLEU and
-chrF through sacrebleu; VoxLM models loaded or assembled) and keep one import point so that shared training
-infrastructure can replace them without touching the recipe.
+audio references as paths, `Audio(decode=False)` dicts or arrays; BLEU and chrF through sacrebleu; VoxLM models
+loaded or assembled) and keep one import point so that shared training infrastructure can replace them without
+touching the recipe.
 """
 
 import json
@@ -100,13 +100,6 @@ def read_audio(reference) -> tuple[np.ndarray, int]:
 
 
 # --------------------------------------------------------------------------------------------------- text
-def whisper_normalizer():
-    """Whisper's English normaliser (lower case, no punctuation, numbers and spellings standardised)."""
-    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
-
-    return EnglishTextNormalizer({})
-
-
 def normalize_transcripts(texts: list[str], mode: str) -> list[str]:
     """`none`: strip; `lower`: lower case and single spaces; `whisper`: Whisper's English normaliser."""
     if mode == "none":
@@ -114,24 +107,13 @@ def normalize_transcripts(texts: list[str], mode: str) -> list[str]:
     if mode == "lower":
         return [" ".join(text.lower().split()) for text in texts]
     if mode == "whisper":
-        normalizer = whisper_normalizer()
-        return [normalizer(text) for text in texts]
+        from .sentences import normalize_text
+
+        return [normalize_text(text) for text in texts]
     raise ValueError(f"Unknown transcript normalisation {mode!r}; use none, lower or whisper.")
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def word_error_rate(predictions: list[str], references: list[str]) -> float:
-    """Corpus WER after Whisper's English normalisation (jiwer); empty references are skipped."""
-    import jiwer
-
-    normalizer = whisper_normalizer()
-    pairs = [(normalizer(p), normalizer(r)) for p, r in zip(predictions, references)]
-    pairs = [(p, r) for p, r in pairs if r.strip()]
-    if not pairs:
-        return float("nan")
-    return float(jiwer.wer([r for _, r in pairs], [p for p, _ in pairs]))
-
-
 def bleu_and_chrf(predictions: list[str], references: list[str]) -> dict[str, float]:
     import sacrebleu
 

