@@ -124,14 +124,18 @@ def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, s
         table = synthetic_speech_dataset(
             [q.question for q in questions], held_out_voices, seed=args.seed + 2, wav_dir=run_dir / "wav-questions"
         )
-        table.add_column("answer", [q.answer for q in questions]).save_to_disk(str(folder))
+        table = table.add_column("answer", [q.answer for q in questions])
+        table.add_column("aliases", [list(q.aliases) for q in questions]).save_to_disk(str(folder))
     tables["spoken questions"] = (folder, "audio_path", "text", "answer,repeat")
     folder = run_dir / "eval-real"
     if not (folder / "state.json").exists():
         recordings_dataset().save_to_disk(str(folder))
     tables["real recordings"] = (folder, "audio", "text", "continue,repeat")
-    if args.quick:
-        tables = {name: (path, audio, text, "continue,repeat") for name, (path, audio, text, _) in tables.items()}
+    if args.quick:  # two instructions per table
+        tables = {
+            name: (path, audio, text, ",".join(tasks.split(",")[:2]))
+            for name, (path, audio, text, tasks) in tables.items()
+        }
     datasets.disable_progress_bars()
     return tables
 
@@ -228,7 +232,8 @@ def main(argv=None):
     whisper, smollm2 = whisper_tiny_en_dir(), smollm2_dir()
     minilm_dir()
     step("2. continuations")
-    continuations = continuation_data(args, smollm2, cache_dir())
+    # The full run's continuations are kept in the cache for every later run; the quick check's stay in its folder.
+    continuations = continuation_data(args, smollm2, run_dir if args.quick else cache_dir())
     step("3. training speech")
     table = train_table(args, continuations, run_dir, voices("train", max_wer=args.max_voice_wer))
     step("4. evaluation speech")
