@@ -19,8 +19,10 @@ def test_wer_normalises_like_whisper_and_equals_jiwer_on_normalised_text():
     predictions = ["Hello, World!", "the cat sat on a mat", "twenty five percent", ""]
     references = ["hello world", "The cat sat on the mat.", "25%", "nothing was said"]
     result = compute_metric("wer", predictions, references)
-    expected = jiwer.wer(["hello world", "the cat sat on the mat", "25%", "nothing was said"],
-                         ["hello world", "the cat sat on a mat", "25%", ""])  # fmt: skip
+    expected = jiwer.wer(
+        ["hello world", "the cat sat on the mat", "25%", "nothing was said"],
+        ["hello world", "the cat sat on a mat", "25%", ""],
+    )
     assert result["wer"] == pytest.approx(expected)
     assert result["words"] == 12 and result["substitutions"] == 1 and result["deletions"] == 3
     raw = compute_metric("wer", predictions, references, normalizer="none")
@@ -50,8 +52,12 @@ def test_classification_accuracy_and_macro_f1():
 
 
 def test_overlap_f1_on_items_and_words():
-    slots = compute_metric("overlap_f1", ["city: paris; date: monday", "city: rome"],
-                           ["date: Monday; city: Paris.", "city: oslo; time: noon"], separator=";")  # fmt: skip
+    slots = compute_metric(
+        "overlap_f1",
+        ["city: paris; date: monday", "city: rome"],
+        ["date: Monday; city: Paris.", "city: oslo; time: noon"],
+        separator=";",
+    )
     assert slots["precision"] == pytest.approx(2 / 3) and slots["recall"] == pytest.approx(2 / 4)
     assert slots["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
     assert slots["exact_match"] == 0.5

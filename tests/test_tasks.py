@@ -25,12 +25,18 @@ def test_prompt_sampling_and_target_formatting():
 
 
 def test_yaml_tasks_extend_and_override_the_registry():
-    tasks = build_tasks({
-        "accent": {"base": "paralinguistic", "prompts": ["Which accent is this?"], "target": "{accent}"},
-        "asr": {"prompts": ["Transcribe."]},
-        "summary": {"prompts": ["Summarise the talk."], "target": "{summary}", "metric": "bleu",
-                    "metric_key": "bleu"},
-    })  # fmt: skip
+    tasks = build_tasks(
+        {
+            "accent": {"base": "paralinguistic", "prompts": ["Which accent is this?"], "target": "{accent}"},
+            "asr": {"prompts": ["Transcribe."]},
+            "summary": {
+                "prompts": ["Summarise the talk."],
+                "target": "{summary}",
+                "metric": "bleu",
+                "metric_key": "bleu",
+            },
+        }
+    )
     assert tasks["accent"].metric == "classification" and tasks["accent"].kind == "paralinguistic"
     assert tasks["accent"].required_columns == ["audio", "accent"]
     assert tasks["asr"].prompts == ["Transcribe."] and tasks["asr"].metric == "wer"

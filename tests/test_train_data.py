@@ -67,8 +67,13 @@ def test_load_spec_renames_columns_names_labels_and_slices(tmp_path, saved_datas
     rows = {"clip": [tone(0.2).tolist()] * 4, "mood": [0, 1, 1, 0]}
     features = datasets.Features({"clip": datasets.List(datasets.Value("float32")), "mood": labels})
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "moods"))
-    spec = DatasetSpec(path=str(tmp_path / "moods"), task="emotion", split="train[1:3]",
-                       columns={"audio": "clip", "label": "mood"}, name="moods")  # fmt: skip
+    spec = DatasetSpec(
+        path=str(tmp_path / "moods"),
+        task="emotion",
+        split="train[1:3]",
+        columns={"audio": "clip", "label": "mood"},
+        name="moods",
+    )
     dataset = load_dataset_spec(spec)
     assert dataset.column_names == ["audio", "label"]
     assert dataset["label"] == ["happy", "happy"]
@@ -118,8 +123,9 @@ def test_streaming_mixture_shards_by_rank(saved_dataset):
     texts = set(load_dataset_spec(DatasetSpec(path=saved_dataset, name="asr"))["text"])
 
     def first(rank: int, count: int = 12) -> list[str]:
-        mixture = StreamingTaskMixture([Source(spec, stream, tasks["asr"])], seed=1, shuffle_buffer=4, rank=rank,
-                                       world_size=2)  # fmt: skip
+        mixture = StreamingTaskMixture(
+            [Source(spec, stream, tasks["asr"])], seed=1, shuffle_buffer=4, rank=rank, world_size=2
+        )
         iterator = iter(mixture)
         return [next(iterator)["target"] for _ in range(count)]
 
@@ -153,8 +159,9 @@ def test_collator_for_an_encoder_decoder_llm_puts_the_prompt_in_the_encoder():
     ]
     batch = collator(examples)
     audio_id = processor.audio_token_id
-    assert (batch["input_ids"] == audio_id).sum() == int(model.config.num_audio_positions(
-        batch["input_features_mask"].sum(-1)).sum())  # fmt: skip
+    assert (batch["input_ids"] == audio_id).sum() == int(
+        model.config.num_audio_positions(batch["input_features_mask"].sum(-1)).sum()
+    )
     assert (batch["input_ids"][:, 0] == audio_id).all()  # audio first, then the instruction (right padding)
     for row, example in enumerate(examples):
         kept = batch["labels"][row][batch["labels"][row] != -100]

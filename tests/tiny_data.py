@@ -12,9 +12,22 @@ SAMPLING_RATE = 16000
 WORDS = ["play", "some", "music", "turn", "the", "lights", "off", "on", "what", "time", "is", "it", "set", "alarm"]
 INTENTS = {"play": "play_music", "turn": "lights", "what": "ask_time", "set": "set_alarm"}
 EMOTIONS = ["happy", "sad", "angry"]
-GERMAN = {"play": "spiele", "some": "etwas", "music": "musik", "turn": "schalte", "the": "das", "lights": "licht",
-          "off": "aus", "on": "an", "what": "wie", "time": "zeit", "is": "ist", "it": "es", "set": "stelle",
-          "alarm": "wecker"}  # fmt: skip
+GERMAN = {
+    "play": "spiele",
+    "some": "etwas",
+    "music": "musik",
+    "turn": "schalte",
+    "the": "das",
+    "lights": "licht",
+    "off": "aus",
+    "on": "an",
+    "what": "wie",
+    "time": "zeit",
+    "is": "ist",
+    "it": "es",
+    "set": "stelle",
+    "alarm": "wecker",
+}
 
 
 def word_audio(word: str, seconds: float = 0.18, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -38,8 +51,10 @@ def utterance(words: list[str], rng: np.random.Generator) -> np.ndarray:
 def tiny_spoken_rows(count: int, seed: int = 0) -> dict[str, list]:
     """Columns for `datasets.Dataset.from_dict`: audio (`{array, sampling_rate}`), text and one column per task."""
     rng = np.random.default_rng(seed)
-    rows = {key: [] for key in ("audio", "text", "translation", "intent", "slots", "keywords", "label", "question",
-                                "answer")}  # fmt: skip
+    rows = {
+        key: []
+        for key in ("audio", "text", "translation", "intent", "slots", "keywords", "label", "question", "answer")
+    }
     for _ in range(count):
         head = str(rng.choice(list(INTENTS)))
         words = [head] + [str(w) for w in rng.choice(WORDS, size=int(rng.integers(1, 7)))]

@@ -394,6 +394,14 @@ class TaskMixture(torch.utils.data.Dataset):
             self._seconds = np.concatenate([durations(source.dataset, source.spec) for source in self.sources])
         return self._seconds
 
+    def target_texts(self) -> list[str]:
+        """The target of every example, in index order (reads the text columns only)."""
+        texts = []
+        for source in self.sources:
+            table = source.dataset.remove_columns([AUDIO]) if AUDIO in source.dataset.column_names else source.dataset
+            texts += [source.task.format_target({**source.spec.fields, **row}) for row in table]
+        return texts
+
     @property
     def tasks(self) -> list[str]:
         """The task of every example, as names."""

@@ -8,6 +8,7 @@ accelerate) is `Trainer`'s own.
 
 import math
 import os
+from collections.abc import Callable
 
 import torch
 from transformers import Trainer, TrainerCallback
@@ -43,6 +44,8 @@ class VoxLMTrainer(Trainer):
         train_batch_sampler (`BudgetBatchSampler`, *optional*): batches of indices into `train_dataset`. Its
             `num_replicas`/`rank` are set from the accelerator, so every process gets its own batches (and the
             same number of them); `per_device_train_batch_size` is then unused.
+        generation_evaluator (`evaluate.GenerationEvaluator`, *optional*): run at every evaluation; its per-task
+            metrics are logged as `eval_<task>_<metric>`.
         *args, **kwargs: as for `Trainer`. Examples are dicts the collator turns into model inputs, so
             `remove_unused_columns` is turned off.
 
@@ -50,8 +53,15 @@ class VoxLMTrainer(Trainer):
     `batch_size=None`; each process must read its own shard (see `data.StreamingTaskMixture`).
     """
 
-    def __init__(self, *args, train_batch_sampler: BudgetBatchSampler | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        train_batch_sampler: BudgetBatchSampler | None = None,
+        generation_evaluator: Callable | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        self.generation_evaluator = generation_evaluator
         if self.args.remove_unused_columns:
             # Trainer would strip the raw example fields (audio, instruction, target) before the collator sees them.
             self.args.remove_unused_columns = False
@@ -65,7 +75,7 @@ class VoxLMTrainer(Trainer):
         return {
             "collate_fn": self.data_collator,
             "num_workers": self.args.dataloader_num_workers,
-            "pin_memory": self.args.dataloader_pin_memory,
+            "pin_memory": self.args.dataloader_pin_memory and torch.cuda.is_available(),
             "persistent_workers": self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
         }
 
@@ -85,6 +95,35 @@ class VoxLMTrainer(Trainer):
         if shard is not None and getattr(shard, "batch_sampler", None) is self.train_batch_sampler:
             shard.num_processes, shard.process_index = 1, 0
         return loader
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """Trainer warns about every key missing from a loaded checkpoint; tied weights (an LLM's output layer
+        sharing the input embeddings) are never saved twice, so they are left out of that warning."""
+        model = self.accelerator.unwrap_model(self.model)
+        parameters = dict(model.named_parameters(remove_duplicate=False))
+        loaded = {id(parameters[name]) for name in parameters if name not in set(load_result.missing_keys)}
+        tied = [name for name in load_result.missing_keys if name in parameters and id(parameters[name]) in loaded]
+        if tied:
+            load_result = type(load_result)(
+                [name for name in load_result.missing_keys if name not in tied], load_result.unexpected_keys
+            )
+        super()._issue_warnings_after_load(load_result)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """`Trainer.evaluate` (the loss), plus generation metrics per task when a generation evaluator is set."""
+        metrics = {}
+        if eval_dataset is not None or self.eval_dataset is not None:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.generation_evaluator is not None:
+            from .evaluate import flat_metrics
+
+            model = self.accelerator.unwrap_model(self.model)
+            generated = flat_metrics(
+                self.generation_evaluator(getattr(model, "voxlm", model), self.accelerator), metric_key_prefix
+            )
+            self.log(generated)
+            metrics.update(generated)
+        return metrics
 
 
 def _checkpoint_step(name: str) -> int:

@@ -11,6 +11,7 @@
 | `overlap_f1` | slot filling, keywords (items), spoken QA (words) | `f1`, `precision`, `recall`, `exact_match` |
 """
 
+import functools
 from pathlib import Path
 
 METRICS_DIR = Path(__file__).resolve().parent
@@ -29,11 +30,13 @@ def metric_path(name: str) -> str:
     )
 
 
-def load_metric(name: str, **kwargs):
-    """`evaluate.load` of a shipped metric (or a local metric module path), without network access."""
+@functools.cache
+def load_metric(name: str):
+    """`evaluate.load` of a shipped metric (or a local metric module path), without network access; loaded once
+    per process (loading copies and imports the module, ~0.5 s)."""
     import evaluate
 
-    return evaluate.load(metric_path(name), **kwargs)
+    return evaluate.load(metric_path(name))
 
 
 def compute_metric(name: str, predictions: list[str], references: list[str], **options) -> dict:
