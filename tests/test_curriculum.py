@@ -81,6 +81,10 @@ def bad_no_budget(config):
     del stages(config)[1]["max_steps"]
 
 
+def bad_run_info(config):
+    config["final"] = {"run_info": {"licence": "mit"}}
+
+
 @pytest.mark.parametrize(
     "breaks, message",
     [
@@ -95,6 +99,7 @@ def bad_no_budget(config):
         (bad_unknown_dataset, r"Stage 'multitask' uses data set 'slots', which is not defined under `datasets:`"),
         (bad_unknown_key, r"stage 'adapter': unknown key\(s\) \['max_step'\]; allowed keys are"),
         (bad_no_budget, r"Stage 'lora_asr': give a budget, `max_steps: N`"),
+        (bad_run_info, r"final.run_info: unknown key\(s\) \['licence'\]; allowed keys are .*'license'"),
     ],
 )
 def test_bad_configs_fail_before_training_with_the_fix(recipe, tmp_path, breaks, message):

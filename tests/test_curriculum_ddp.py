@@ -10,6 +10,8 @@ import pytest
 import torch
 from curriculum_helpers import changed, launch, weights, write_recipe
 
+from voxlm.hub_cards import RunInfo
+
 pytestmark = pytest.mark.slow
 
 ADAPTER = ("projector.", "layer_mix.")
@@ -45,9 +47,18 @@ def test_stages_train_exactly_their_parts_under_two_process_ddp(ddp_run):
     frozen = set(start) - adapter_keys
     assert all(torch.equal(start[name], stage3[name]) for name in frozen)  # encoder and LLM never move
 
+    run_info = RunInfo.load(run / "final")  # the run folder `voxlm push` publishes
+    assert [stage["name"] for stage in run_info.stages] == ["adapter", "lora_asr", "multitask"]
+    assert run_info.stages[0]["trained"] == ["adapter", "layer_mix"] and run_info.stages[2]["tasks"] == [
+        "asr",
+        "intent",
+        "st",
+    ]
+    assert {metric["task"] for metric in run_info.metrics} == {"asr", "intent"}
+    assert run_info.training["processes"] == 2
     summary = json.loads((run / "final" / "training_summary.json").read_text())
     assert [stage["name"] for stage in summary["stages"]] == ["start", "adapter", "lora_asr", "multitask"]
-    assert {"asr", "intent"} <= set(summary["stages"][-1]["metrics"])
+    assert set(summary["stages"][-1]["metrics"]) == {"asr_dev", "intent_dev"}  # per eval data set
     assert "Summary after stage 3/3 'multitask'" in result.stdout
 
 

@@ -180,3 +180,14 @@ def test_prompt_format_errors():
     with pytest.raises(ValueError, match="prompt_format: plain"):
         build_prompt(processor, "x")
     assert tiny_tokenizer().chat_template  # the shared tokenizer factory is untouched
+
+
+def test_bare_arrays_with_a_sampling_rate_column(tmp_path):
+    rows = {"audio": [tone(0.5, sampling_rate=8000), tone(0.25)], "sampling_rate": [8000, 16000], "text": ["a", "b"]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "bare"))
+    spec = DatasetSpec(path=str(tmp_path / "bare"), name="bare")
+    dataset = load_dataset_spec(spec)
+    assert durations(dataset, spec).tolist() == pytest.approx([0.5, 0.25])
+    mixture = TaskMixture([Source(spec, dataset, build_tasks()["asr"])])
+    assert mixture[0]["audio"].shape == (8000,) and mixture[1]["audio"].shape == (4000,)  # resampled to 16 kHz
+    assert mixture[0]["source"] == "bare"

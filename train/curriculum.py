@@ -122,10 +122,13 @@ class EvaluationSpec:
 
 @dataclass
 class FinalSpec:
-    """The Hub-ready result: `<output_dir>/<folder>`; `merge_lora` folds LoRA into the LLM weights."""
+    """The Hub-ready result: a run folder `<output_dir>/<folder>` for `voxlm push` (model, processor, code and
+    `run_info.json`); `merge_lora` folds LoRA into the LLM weights. `run_info` sets card fields the run cannot know
+    (`license`, `language`, `datasets`, `limitations`, `notes`, ...; see `voxlm.hub_cards.RunInfo`)."""
 
     merge_lora: bool = False
     folder: str = "final"
+    run_info: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -167,6 +170,9 @@ class CurriculumConfig:
         values["batching"] = from_dict(BatchingSpec, "batching", values.get("batching"))
         values["evaluation"] = from_dict(EvaluationSpec, "evaluation", values.get("evaluation"))
         values["final"] = from_dict(FinalSpec, "final", values.get("final"))
+        from voxlm.hub_cards import RunInfo
+
+        check_keys("final.run_info", values["final"].run_info, RunInfo.__dataclass_fields__)
         return cls(**values)
 
     @classmethod
@@ -596,6 +602,7 @@ class Curriculum:
 
     # ------------------------------------------------------------------------------- output
     def _save_final(self, folder: str) -> str:
+        from voxlm.hub_cards import save_run
         from voxlm.modeling import VoxLMForConditionalGeneration
         from voxlm.processing import VoxLMProcessor
 
@@ -604,15 +611,64 @@ class Curriculum:
             model = VoxLMForConditionalGeneration.from_pretrained(folder)
             if self.config.final.merge_lora:
                 model.merge_lora()
-            model.save_pretrained(final)
-            VoxLMProcessor.from_pretrained(folder).save_pretrained(final)
+            save_run(final, model, VoxLMProcessor.from_pretrained(folder), self._run_info())
             with open(os.path.join(final, "training_summary.json"), "w") as handle:
                 json.dump(
                     {"stages": [asdict(r) for r in self.results], "config": _jsonable(self.config)}, handle, indent=2
                 )
-            logger.warning(f"Saved the final model (Hub-ready, with processor and code) to {final}.")
+            logger.warning(f"Saved the final model (Hub-ready run folder for `voxlm push`) to {final}.")
         self.state.wait_for_everyone()
         return final
+
+    def _run_info(self):
+        """What the model card needs to know about this run (`voxlm.hub_cards.RunInfo`)."""
+        from voxlm.hub_cards import RunInfo, describe_hardware
+
+        config, spec = self.config, self.config.model
+        trained = [result for result in self.results if result.name != "start"]
+        stages = []
+        for plan, result in zip(self.plans, trained):
+            stages.append(
+                {
+                    "name": plan.spec.name,
+                    **(
+                        {"description": "CTC alignment warm-up (VoxLM addition)"}
+                        if plan.spec.objective == "ctc"
+                        else {}
+                    ),
+                    "trained": plan.train,
+                    "tasks": sorted({config.datasets[name].task for name in plan.weights}),
+                    "steps": result.steps,
+                    "trainable_parameters": result.trainable_parameters,
+                }
+            )
+        last = trained[-1].metrics if trained else {}
+        metrics = [
+            card_metric(scores["task"], self.tasks[scores["task"]].metric_key, scores, name)
+            for name, scores in sorted(last.items())
+            if self.tasks[scores["task"]].metric_key in scores
+        ]
+        used = sorted({name for plan in self.plans for name in plan.weights})
+        values = {
+            "kind": "voxlm",
+            "recipe": "speechverse",
+            "base_models": {"audio": spec.audio_model, "text": spec.text_model} if spec.audio_model else {},
+            "stages": stages,
+            "datasets": [
+                {"id": config.datasets[n].path, "split": config.datasets[n].split, "description": n} for n in used
+            ],
+            "metrics": metrics,
+            "training": {
+                "seconds": round(sum(r.seconds for r in trained)),
+                "hardware": describe_hardware(),
+                "seed": config.seed,
+                "processes": self.state.num_processes,
+            },
+            "trainable_parameters": max((r.trainable_parameters for r in trained), default=None),
+            "instruction": self.tasks["asr"].prompts[0],
+            **config.final.run_info,
+        }
+        return RunInfo(**values)
 
     def _banner(self, index: int, plan: StagePlan, resume: str | None) -> None:
         if self.state.is_main_process:
@@ -646,11 +702,27 @@ def set_trainable(model, parts: list[str]) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
+def card_metric(task: str, key: str, scores: dict, dataset_name: str) -> dict:
+    """A `run_info.json` metric; rates in [0, 1] (WER, accuracy, F1) are given in percent, as model cards do."""
+    value = scores[key]
+    percent = key in ("wer", "cer", "accuracy", "macro_f1", "f1", "precision", "recall", "exact_match")
+    return {
+        "task": task,
+        "metric": key,
+        "metric_name": f"{key.upper() if key in ('wer', 'cer') else key} (%)" if percent else key,
+        "value": round(100 * value, 2) if percent else round(value, 2),
+        "dataset_name": dataset_name,
+    }
+
+
 def summary_table(results: list[StageResult], tasks: dict) -> str:
-    """One row per stage: steps, time, trainable parameters, losses and each task's headline metric."""
-    task_names = sorted({task for result in results for task in result.metrics})
+    """One row per stage: steps, time, trainable parameters, losses and each eval data set's headline metric."""
+    columns = {}  # data set -> its task's headline metric
+    for result in results:
+        for name, scores in result.metrics.items():
+            columns[name] = tasks[scores["task"]].metric_key
     header = ["stage", "objective", "steps", "seconds", "trainable", "train loss", "eval loss"]
-    header += [f"{task} {tasks[task].metric_key}" for task in task_names]
+    header += [f"{name} {key}" for name, key in columns.items()]
     rows = []
     for result in results:
         row = [
@@ -662,7 +734,7 @@ def summary_table(results: list[StageResult], tasks: dict) -> str:
             _fmt(result.train_loss),
             _fmt(result.eval_loss),
         ]
-        row += [_fmt(result.metrics.get(task, {}).get(tasks[task].metric_key)) for task in task_names]
+        row += [_fmt(result.metrics.get(name, {}).get(key)) for name, key in columns.items()]
         rows.append(row)
     return render_table(header, rows)
 

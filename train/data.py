@@ -298,6 +298,9 @@ def durations(dataset, spec: DatasetSpec, batch_size: int = 1000) -> np.ndarray:
     from tqdm.auto import tqdm
 
     inline = _inline_audio(dataset)
+    rates = np.full(len(dataset), spec.sampling_rate or SAMPLING_RATE, dtype=np.float64)
+    if inline and "sampling_rate" in dataset.column_names:
+        rates = np.asarray(dataset["sampling_rate"], dtype=np.float64)
     measured = []
     table = dataset.select_columns([AUDIO]).with_format("arrow")
     for start in tqdm(range(0, len(dataset), batch_size), desc=f"Measuring audio of {spec.name or spec.path}"):
@@ -306,9 +309,9 @@ def durations(dataset, spec: DatasetSpec, batch_size: int = 1000) -> np.ndarray:
             lengths = pc.list_value_length(column.field("array")).to_numpy(zero_copy_only=False)
             rates = column.field("sampling_rate").to_numpy(zero_copy_only=False)
             measured.append(lengths / rates)
-        elif inline:  # bare float lists
+        elif inline:  # bare float lists, at a per-row `sampling_rate` column's rate or the spec's
             lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-            measured.append(lengths / (spec.sampling_rate or SAMPLING_RATE))
+            measured.append(lengths / rates[start : start + batch_size])
         else:
             measured.append(np.array([audio_seconds(value, spec.sampling_rate) for value in column.to_pylist()]))
     return np.concatenate(measured).astype(np.float64) if measured else np.zeros(0)
@@ -327,18 +330,21 @@ class Source:
 
 def _example(source: Source, row: dict, rng: np.random.Generator, sampling_rate: int) -> dict:
     values = {**source.spec.fields, **row}
+    rate = values.get("sampling_rate") or source.spec.sampling_rate  # a per-row rate column beside bare arrays
     return {
-        "audio": read_audio(values[AUDIO], sampling_rate, source.spec.sampling_rate),
+        "audio": read_audio(values[AUDIO], sampling_rate, int(rate) if rate else None),
         "instruction": source.task.sample_prompt(values, rng),
         "target": source.task.format_target(values),
         "task": source.task.name,
+        "source": source.spec.name,
     }
 
 
 class TaskMixture(torch.utils.data.Dataset):
     """Several map-style data sets, each with a task, as one index space of examples.
 
-    `mixture[i]` is `{"audio": float32 (T,), "instruction": str, "target": str, "task": str}`; the instruction is
+    `mixture[i]` is `{"audio": float32 (T,), "instruction": str, "target": str, "task": str, "source": str}` (source:
+    the data set's name); the instruction is
     drawn from the task's prompt pool with a generator seeded by `(seed, i)`, so an example always gets the same
     prompt for a given seed (and a resumed run sees the same data). `seconds[i]` is its audio duration.
 

@@ -67,25 +67,30 @@ def generate_answers(
 
 
 def score_answers(examples: Sequence[dict], answers: Sequence[str], tasks: dict[str, Task]) -> dict[str, dict]:
-    """Per-task metrics: `{task: {metric: value, ..., "examples": n}}`."""
-    by_task: dict[str, tuple[list, list]] = {}
+    """Metrics per data set (per task for examples without a `source`):
+    `{name: {"task": task, metric: value, ..., "examples": n}}`, each scored with its task's metric."""
+    groups: dict[str, tuple[str, list, list]] = {}
     for example, answer in zip(examples, answers):
-        predictions, references = by_task.setdefault(example["task"], ([], []))
+        name = example.get("source") or example["task"]
+        _, predictions, references = groups.setdefault(name, (example["task"], [], []))
         predictions.append(answer)
         references.append(example["target"])
     results = {}
-    for name, (predictions, references) in sorted(by_task.items()):
-        scores = get_task(tasks, name).score(predictions, references)
-        results[name] = {
-            **{k: v for k, v in scores.items() if isinstance(v, (int, float))},
-            "examples": len(predictions),
-        }
+    for name, (task, predictions, references) in sorted(groups.items()):
+        scores = get_task(tasks, task).score(predictions, references)
+        numbers = {key: value for key, value in scores.items() if isinstance(value, (int, float))}
+        results[name] = {"task": task, **numbers, "examples": len(predictions)}
     return results
 
 
 def flat_metrics(results: dict[str, dict], prefix: str = "eval") -> dict[str, float]:
-    """`{task: {metric: v}}` -> `{"eval_asr_wer": v, ...}` for logging."""
-    return {f"{prefix}_{task}_{key}": value for task, scores in results.items() for key, value in scores.items()}
+    """`{name: {metric: v}}` -> `{"eval_<name>_<metric>": v, ...}` for logging."""
+    return {
+        f"{prefix}_{name}_{key}": value
+        for name, scores in results.items()
+        for key, value in scores.items()
+        if isinstance(value, (int, float))
+    }
 
 
 @dataclass
@@ -202,7 +207,7 @@ def main(argv=None) -> dict:
         answers = generate_answers(
             model, processor, examples, prompt_format, config.get("system_prompt"), args.batch_size, args.max_new_tokens
         )
-        results[source.spec.name] = score_answers(examples, answers, tasks)[source.task.name]
+        results[source.spec.name] = score_answers(examples, answers, tasks)[source.spec.name]
         predictions[source.spec.name] = [
             {"prompt": ex["instruction"], "target": ex["target"], "answer": answer}
             for ex, answer in zip(examples, answers)
@@ -216,10 +221,10 @@ def main(argv=None) -> dict:
 
 def format_table(results: dict[str, dict]) -> str:
     """Metrics `{name: {metric: value}}` as an aligned text table."""
-    keys = sorted({key for scores in results.values() for key in scores if key != "examples"})
-    header = ["data set", "examples", *keys]
+    keys = sorted({key for scores in results.values() for key in scores if key not in ("examples", "task")})
+    header = ["data set", "task", "examples", *keys]
     rows = [
-        [name, str(scores.get("examples", "")), *[_fmt(scores.get(key)) for key in keys]]
+        [name, scores.get("task", ""), str(scores.get("examples", "")), *[_fmt(scores.get(key)) for key in keys]]
         for name, scores in results.items()
     ]
     return render_table(header, rows)
