@@ -1,9 +1,5 @@
 """Recipes, launches and parameter comparisons shared by the curriculum tests."""
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -11,6 +7,8 @@ import yaml
 from safetensors.torch import load_file
 from tiny import tiny_voxlm
 from tiny_data import tiny_spoken_dataset
+
+from voxlm.train.launch import run_accelerate
 
 TESTS = Path(__file__).parent
 
@@ -56,46 +54,19 @@ def write_recipe(root: Path, text_family: str = "llama", stages=None, **override
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(config: Path, *args: str, processes: int = 2, env: dict | None = None, timeout: int = 600):
-    """`accelerate launch` the curriculum with `processes` real DDP processes on CPU (gloo).
-
-    accelerate's `--cpu` flag starts a single process (its multi-CPU mode needs MPI); `--multi_gpu` starts
-    `processes` workers through torchrun, and `ACCELERATE_USE_CPU` keeps them on the CPU.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--num_processes",
-        str(processes),
-    ]
-    if processes > 1:
-        command += ["--multi_gpu", "--main_process_port", str(free_port())]
-    else:
-        command += ["--cpu"]
-    command += ["-m", "voxlm.train.curriculum", "--config", str(config), *args]
-    full_env = {
-        **os.environ,
-        "ACCELERATE_USE_CPU": "true",
-        "HF_HUB_OFFLINE": "1",
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "PYTHONPATH": str(TESTS),
-        **(env or {}),
-    }
-    return subprocess.run(
-        command, env=full_env, capture_output=True, text=True, timeout=timeout, start_new_session=True
+    """Run the curriculum under `accelerate launch` with `processes` real DDP processes on CPU (gloo)."""
+    extra = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(TESTS), **(env or {})}
+    arguments = ["--config", str(config), *args]
+    return run_accelerate(
+        "voxlm.train.curriculum",
+        arguments,
+        processes,
+        cpu=True,
+        env=extra,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -238,3 +238,25 @@ def test_token_budget_counts_audio_positions_prompt_and_target(recipe):
     assert costs[3, 1] == pytest.approx(mixture.seconds[3] * 12.5 + 32 + target_tokens + 1)
     with pytest.raises(ValueError, match="`max_seconds` and/or `max_tokens`"):
         BatchingSpec(max_seconds=None)
+
+
+def test_a_streamed_data_set_trains_with_budgeted_batches(recipe, tmp_path):
+    config = variant(
+        recipe,
+        tmp_path,
+        stages=[{"name": "adapter", "datasets": {"asr": 1, "asr_dev": 1}, "max_steps": 3}],
+        evaluation={"examples": 0},
+    )
+    config["datasets"]["asr"]["streaming"] = True  # mixed with a map-style set, which is streamed too
+    run(config, tmp_path)
+    result = json.loads((tmp_path / "run" / "01-adapter" / "stage.json").read_text())
+    assert result["steps"] == 3 and result["train_loss"] > 0
+    start, trained = weights(recipe[0] / "start"), weights(tmp_path / "run" / "01-adapter" / "model")
+    assert changed(start, trained) == {name for name in start if name.startswith(("projector.", "layer_mix."))}
+
+
+def test_streams_need_a_step_budget(recipe, tmp_path):
+    config = variant(recipe, tmp_path, stages=[{"name": "adapter", "datasets": ["asr"], "num_train_epochs": 1}])
+    config["datasets"]["asr"]["streaming"] = True
+    with pytest.raises(ValueError, match="trains on streamed data, which has no length: set `max_steps`"):
+        run(config, tmp_path)

@@ -163,35 +163,67 @@ class BatchingSpec:
             raise ValueError("batching: set `max_seconds` and/or `max_tokens` (the padded budget of one batch).")
 
 
+def estimated_tokens(seconds, target_tokens, positions_per_second: float, prompt_tokens: int = 32):
+    """Language-model positions of an example: its audio positions, the prompt and the target (+ EOS)."""
+    return seconds * positions_per_second + prompt_tokens + target_tokens + 1
+
+
+def _budgets(spec: BatchingSpec) -> np.ndarray:
+    return np.array([b for b in (spec.max_seconds, spec.max_tokens) if b is not None], dtype=np.float64)
+
+
+def _check_token_inputs(spec: BatchingSpec, processor, positions_per_second) -> None:
+    if spec.max_tokens is not None and (processor is None or positions_per_second is None):
+        raise ValueError("A `max_tokens` budget needs the processor and the model's audio positions per second.")
+
+
 def example_costs(
     mixture, spec: BatchingSpec, processor=None, positions_per_second: float | None = None, prompt_tokens: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example costs `(n, k)` and budgets `(k,)` for a `TaskMixture` under `spec`.
-
-    Tokens are estimated as audio positions (`seconds * positions_per_second`) + `prompt_tokens` + the target's
-    token count (with the processor's tokenizer).
-    """
-    columns, budgets = [], []
+    """Per-example costs `(n, k)` and budgets `(k,)` of a `TaskMixture` under `spec` (seconds, then tokens)."""
+    _check_token_inputs(spec, processor, positions_per_second)
+    columns = []
     if spec.max_seconds is not None:
         columns.append(mixture.seconds)
-        budgets.append(spec.max_seconds)
     if spec.max_tokens is not None:
-        if processor is None or positions_per_second is None:
-            raise ValueError("A `max_tokens` budget needs the processor and the model's audio positions per second.")
-        targets = mixture.target_texts()
-        target_tokens = np.array(
-            [len(ids) for ids in processor.tokenizer(targets, add_special_tokens=False)["input_ids"]]
-        )
-        columns.append(mixture.seconds * positions_per_second + prompt_tokens + target_tokens + 1)
-        budgets.append(spec.max_tokens)
-    return np.stack(columns, axis=1), np.array(budgets, dtype=np.float64)
+        encoded = processor.tokenizer(mixture.target_texts(), add_special_tokens=False)["input_ids"]
+        target_tokens = np.array([len(ids) for ids in encoded])
+        columns.append(estimated_tokens(mixture.seconds, target_tokens, positions_per_second, prompt_tokens))
+    return np.stack(columns, axis=1), _budgets(spec)
+
+
+class ExampleCost:
+    """The cost of one example dict from a stream, as `example_costs` computes it for map-style data."""
+
+    def __init__(
+        self,
+        spec: BatchingSpec,
+        processor=None,
+        positions_per_second=None,
+        prompt_tokens: int = 32,
+        sampling_rate: int = 16000,
+    ):
+        _check_token_inputs(spec, processor, positions_per_second)
+        self.spec, self.processor, self.positions_per_second = spec, processor, positions_per_second
+        self.prompt_tokens, self.sampling_rate = prompt_tokens, sampling_rate
+        self.budget = _budgets(spec)
+
+    def __call__(self, example: dict) -> list[float]:
+        seconds = len(example["audio"]) / self.sampling_rate
+        costs = [seconds] if self.spec.max_seconds is not None else []
+        if self.spec.max_tokens is not None:
+            target = len(self.processor.tokenizer(example["target"], add_special_tokens=False)["input_ids"])
+            costs.append(estimated_tokens(seconds, target, self.positions_per_second, self.prompt_tokens))
+        return costs
 
 
 __all__ = [
     "BatchingSpec",
+    "ExampleCost",
     "ModelSpec",
     "check_keys",
     "distributed_state",
+    "estimated_tokens",
     "example_costs",
     "expand_env",
     "from_dict",

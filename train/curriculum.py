@@ -37,9 +37,10 @@ import torch
 from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 from transformers.utils import logging
 
-from .batching import BudgetBatchSampler
+from .batching import BudgetBatchedStream, BudgetBatchSampler
 from .config import (
     BatchingSpec,
+    ExampleCost,
     ModelSpec,
     check_keys,
     distributed_state,
@@ -50,7 +51,15 @@ from .config import (
     use_cpu,
 )
 from .ctc import CTCAlignmentModel, CTCCollator
-from .data import DatasetSpec, Source, SpeechTaskCollator, TaskMixture, check_columns, load_dataset_spec
+from .data import (
+    DatasetSpec,
+    Source,
+    SpeechTaskCollator,
+    StreamingTaskMixture,
+    TaskMixture,
+    check_columns,
+    load_dataset_spec,
+)
 from .evaluate import GenerationEvaluator, examples_from_mixture, render_table
 from .tasks import build_tasks, get_task
 from .trainer import VoxLMTrainer, last_complete_checkpoint
@@ -457,17 +466,12 @@ class Curriculum:
             lora = plan.lora
             model.add_lora(lora.r, lora.alpha, lora.dropout, lora.target_modules)
         trainable = set_trainable(model, plan.train)
-        train_mixture = TaskMixture(
-            [self._weighted(name, weight) for name, weight in plan.weights.items()],
-            seed=seed,
-            examples_per_epoch=stage.examples_per_epoch,
-        )
+        train_data, sampler = self._train_data(plan, processor, model.config, seed)
         eval_mixture = (
             TaskMixture([self.sources[name] for name in stage.eval_datasets], seed=seed)
             if stage.eval_datasets
             else None
         )
-        sampler = self._sampler(train_mixture, processor, model.config, seed)
         generation = self._generation_evaluator(processor, eval_mixture)
         first = index == 0 and config.evaluation.before_first_stage and not os.path.isfile(self._start_path())
         if first and generation is not None:
@@ -485,7 +489,7 @@ class Curriculum:
         trainer = VoxLMTrainer(
             model=trainer_model,
             args=self._training_arguments(stage, stage_dir, seed, label_names, eval_mixture is not None),
-            train_dataset=train_mixture,
+            train_dataset=train_data,
             eval_dataset=eval_mixture,
             data_collator=collator,
             processing_class=processor,
@@ -519,18 +523,39 @@ class Curriculum:
         source = self.sources[name]
         return Source(source.spec, source.dataset, source.task, weight)
 
-    def _sampler(self, mixture: TaskMixture, processor, model_config, seed: int) -> BudgetBatchSampler:
+    def _train_data(self, plan: StagePlan, processor, model_config, seed: int):
+        """The stage's training data and batch sampler: a weighted `TaskMixture` with budgeted length-grouped
+        batches, or, when a data set is streamed, a weighted stream grouped into budgeted batches on the fly."""
         batching = self.config.batching
-        costs, budgets = example_costs(mixture, batching, processor, model_config.audio_positions_per_second)
-        return BudgetBatchSampler(
-            costs,
-            budgets,
-            max_batch_size=batching.max_batch_size,
-            indices_for_epoch=mixture.epoch_indices,
-            seed=seed,
-            sort_window=batching.sort_window,
-            drop_last=batching.drop_last,
+        sources = [self._weighted(name, weight) for name, weight in plan.weights.items()]
+        positions_per_second = model_config.audio_positions_per_second
+        if not any(source.spec.streaming for source in sources):
+            mixture = TaskMixture(sources, seed=seed, examples_per_epoch=plan.spec.examples_per_epoch)
+            costs, budgets = example_costs(mixture, batching, processor, positions_per_second)
+            sampler = BudgetBatchSampler(
+                costs,
+                budgets,
+                max_batch_size=batching.max_batch_size,
+                indices_for_epoch=mixture.epoch_indices,
+                seed=seed,
+                sort_window=batching.sort_window,
+                drop_last=batching.drop_last,
+            )
+            return mixture, sampler
+        streams = [
+            source
+            if source.spec.streaming
+            else Source(source.spec, source.dataset.to_iterable_dataset(), source.task, source.weight)
+            for source in sources
+        ]
+        mixture = StreamingTaskMixture(
+            streams, seed=seed, rank=self.state.process_index, world_size=self.state.num_processes
         )
+        cost = ExampleCost(batching, processor, positions_per_second)
+        stream = BudgetBatchedStream(
+            mixture, cost, cost.budget, batching.max_batch_size, batching.sort_window or 1000, seed
+        )
+        return stream, None
 
     def _generation_evaluator(self, processor, eval_mixture) -> GenerationEvaluator | None:
         evaluation = self.config.evaluation
