@@ -260,3 +260,14 @@ def test_streams_need_a_step_budget(recipe, tmp_path):
     config["datasets"]["asr"]["streaming"] = True
     with pytest.raises(ValueError, match="trains on streamed data, which has no length: set `max_steps`"):
         run(config, tmp_path)
+
+
+def test_resuming_from_an_explicit_checkpoint_checks_it(recipe, tmp_path):
+    config = variant(recipe, tmp_path)
+    with pytest.raises(ValueError, match="is not a complete Trainer checkpoint folder"):
+        run(config, tmp_path, "--resume_from_checkpoint", str(tmp_path / "nowhere"))
+    checkpoint = tmp_path / "run" / "02-lora_asr" / "checkpoint-3"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"belongs to stage 2, but stage\(s\) \[1\] before it never finished"):
+        run(config, tmp_path, "--resume_from_checkpoint", str(checkpoint))

@@ -119,10 +119,12 @@ class StageSpec:
 
 @dataclass
 class EvaluationSpec:
-    """Generation-based evaluation: `examples` per eval data set, at the start and after every stage (and at every
-    evaluation step if `during_training`)."""
+    """Generation-based evaluation: `examples` rows of each of `datasets` (default: every stage's eval data set),
+    answered at the start and after every stage, so each table row compares the same examples (and at every
+    evaluation step if `during_training`, on the stage's own eval data sets)."""
 
     examples: int = 16
+    datasets: list[str] | None = None
     during_training: bool = False
     before_first_stage: bool = True
     max_new_tokens: int = 64
@@ -260,6 +262,10 @@ def plan_stages(config: CurriculumConfig, tasks: dict, model_has_lora: bool = Fa
         if stage.early_stopping_patience is not None and not stage.eval_datasets:
             raise ValueError(f"{where}: early stopping watches the validation loss; add `eval_datasets: [...]`.")
         plans.append(StagePlan(stage, weights, train, lora, has_lora))
+    for name in config.evaluation.datasets or []:
+        _known_dataset(name, config.datasets, "evaluation.datasets")
+        if config.datasets[name].streaming:
+            raise ValueError(f"evaluation.datasets: {name!r} is streamed; evaluate on a map-style split.")
     return plans
 
 
@@ -363,6 +369,10 @@ class Curriculum:
     def _stage_dir(self, index: int) -> str:
         return os.path.join(self.config.output_dir, f"{index + 1:02d}-{self.config.stages[index].name}")
 
+    def _done_path(self, index: int) -> str:
+        """Written when a stage has saved its model: a resumed run skips the stage."""
+        return os.path.join(self._stage_dir(index), STAGE_DONE)
+
     def _check_output_dir(self, overwrite: bool) -> None:
         folder = self.config.output_dir
         ours = {INITIAL_FOLDER, START_METRICS, self.config.final.folder}
@@ -383,6 +393,7 @@ class Curriculum:
 
     def _load_sources(self) -> dict[str, Source]:
         used = {name for plan in self.plans for name in [*plan.weights, *plan.spec.eval_datasets]}
+        used |= set(self._generation_datasets())
         sources = {}
         with self.state.main_process_first():  # `datasets` caches derived files: let one process write them
             for name in sorted(used):
@@ -419,8 +430,7 @@ class Curriculum:
             with open(self._start_path()) as handle:
                 self.results.append(StageResult(**json.load(handle)))
         for index, plan in enumerate(self.plans):
-            stage_dir = self._stage_dir(index)
-            done = os.path.join(stage_dir, STAGE_DONE)
+            stage_dir, done = self._stage_dir(index), self._done_path(index)
             if os.path.isfile(done):
                 with open(done) as handle:
                     self.results.append(StageResult(**json.load(handle)))
@@ -437,8 +447,16 @@ class Curriculum:
         if self.resume in (None, "latest"):
             return None
         checkpoint = os.path.abspath(self.resume)
+        if not os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
+            raise ValueError(f"--resume_from_checkpoint {self.resume} is not a complete Trainer checkpoint folder.")
         for index in range(len(self.plans)):
             if os.path.dirname(checkpoint) == os.path.abspath(self._stage_dir(index)):
+                unfinished = [i + 1 for i in range(index) if not os.path.isfile(self._done_path(i))]
+                if unfinished:
+                    raise ValueError(
+                        f"--resume_from_checkpoint {self.resume} belongs to stage {index + 1}, but stage(s) "
+                        f"{unfinished} before it never finished; resume without a path to continue from those."
+                    )
                 return index
         raise ValueError(
             f"--resume_from_checkpoint {self.resume} is not a checkpoint of this run's stages "
@@ -472,7 +490,7 @@ class Curriculum:
             if stage.eval_datasets
             else None
         )
-        generation = self._generation_evaluator(processor, eval_mixture)
+        generation = self._generation_evaluator(processor, self._generation_datasets())
         first = index == 0 and config.evaluation.before_first_stage and not os.path.isfile(self._start_path())
         if first and generation is not None:
             self.results.append(self._starting_point(model, generation))
@@ -495,7 +513,9 @@ class Curriculum:
             processing_class=processor,
             train_batch_sampler=sampler,
             callbacks=callbacks,
-            generation_evaluator=generation if config.evaluation.during_training else None,
+            generation_evaluator=self._generation_evaluator(processor, stage.eval_datasets)
+            if config.evaluation.during_training
+            else None,
         )
         started = time.time()
         output = trainer.train(resume_from_checkpoint=resume)
@@ -557,13 +577,21 @@ class Curriculum:
         )
         return stream, None
 
-    def _generation_evaluator(self, processor, eval_mixture) -> GenerationEvaluator | None:
+    def _generation_datasets(self) -> list[str]:
+        """The data sets answered by generation at the start and after every stage."""
+        if self.config.evaluation.datasets is not None:
+            return list(self.config.evaluation.datasets)
+        return list(dict.fromkeys(name for stage in self.config.stages for name in stage.eval_datasets))
+
+    def _generation_evaluator(self, processor, names: list[str]) -> GenerationEvaluator | None:
         evaluation = self.config.evaluation
-        if eval_mixture is None or evaluation.examples <= 0:
+        if not names or evaluation.examples <= 0:
             return None
+        # Prompts are drawn with the curriculum's seed, not the stage's: every stage answers the same questions.
+        mixture = TaskMixture([self.sources[name] for name in names], seed=self.config.seed)
         return GenerationEvaluator(
             processor=processor,
-            examples=examples_from_mixture(eval_mixture, evaluation.examples),
+            examples=examples_from_mixture(mixture, evaluation.examples),
             tasks=self.tasks,
             prompt_format=self.config.prompt_format,
             system_prompt=self.config.system_prompt,
