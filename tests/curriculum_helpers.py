@@ -35,6 +35,7 @@ def write_recipe(root: Path, text_family: str = "llama", stages=None, **override
         "batching": {"max_seconds": 8.0, "max_batch_size": 8},
         "training": {"learning_rate": 1e-2, "logging_steps": 2, "save_steps": 3, "eval_steps": 3},
         "evaluation": {"examples": 2, "max_new_tokens": 4},
+        "keep_checkpoints": True,
         "stages": stages
         or [
             {"name": "adapter", "datasets": ["asr"], "eval_datasets": ["asr_dev"], "max_steps": 4},

@@ -271,3 +271,16 @@ def test_resuming_from_an_explicit_checkpoint_checks_it(recipe, tmp_path):
     (checkpoint / "trainer_state.json").write_text("{}")
     with pytest.raises(ValueError, match=r"belongs to stage 2, but stage\(s\) \[1\] before it never finished"):
         run(config, tmp_path, "--resume_from_checkpoint", str(checkpoint))
+
+
+def test_finished_stages_drop_their_checkpoints_unless_kept(recipe, tmp_path):
+    config = variant(
+        recipe,
+        tmp_path,
+        keep_checkpoints=False,
+        evaluation={"examples": 0},
+        stages=[{"name": "adapter", "datasets": ["asr"], "max_steps": 3}],
+    )
+    run(config, tmp_path)
+    stage = tmp_path / "run" / "01-adapter"
+    assert sorted(path.name for path in stage.iterdir()) == ["model", "stage.json"]

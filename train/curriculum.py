@@ -158,6 +158,7 @@ class CurriculumConfig:
     final: FinalSpec = field(default_factory=FinalSpec)
     callbacks: list[str] = field(default_factory=list)
     strict_curriculum: bool = True
+    keep_checkpoints: bool = False  # a finished stage's checkpoints only serve to resume it: removed by default
 
     @classmethod
     def from_dict(cls, values: dict) -> "CurriculumConfig":
@@ -536,6 +537,10 @@ class Curriculum:
             processor.save_pretrained(os.path.join(stage_dir, "model"))
             with open(os.path.join(stage_dir, STAGE_DONE), "w") as handle:
                 json.dump(asdict(result), handle, indent=2)
+            if not config.keep_checkpoints:
+                for name in os.listdir(stage_dir):
+                    if name.startswith("checkpoint-"):
+                        shutil.rmtree(os.path.join(stage_dir, name))
         self.state.wait_for_everyone()
         return result
 

@@ -192,7 +192,10 @@ def load_dataset_spec(spec: DatasetSpec):
             builder, spec.config, split=spec.split, data_files=data_files, streaming=spec.streaming
         )
     if spec.max_samples is not None:
-        dataset = dataset.take(spec.max_samples) if spec.streaming else dataset.select(range(spec.max_samples))
+        streamed = isinstance(dataset, datasets.IterableDataset)
+        dataset = (
+            dataset.take(spec.max_samples) if streamed else dataset.select(range(min(spec.max_samples, len(dataset))))
+        )
     return _canonical_columns(dataset, spec)
 
 
@@ -247,7 +250,10 @@ def _canonical_columns(dataset, spec: DatasetSpec):
 
 def _label_names(dataset, column: str, feature):
     """Class-label ids -> their names (targets are text)."""
-    kwargs = {} if hasattr(dataset, "n_shards") else {"desc": f"Class labels of {column!r} to names"}
+    import datasets
+
+    streamed = isinstance(dataset, datasets.IterableDataset)  # lazy maps take no progress-bar description
+    kwargs = {} if streamed else {"desc": f"Class labels of {column!r} to names"}
     return dataset.map(
         lambda batch: {column: feature.int2str(batch[column])},
         batched=True,

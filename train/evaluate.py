@@ -36,12 +36,13 @@ def generate_answers(
     max_new_tokens: int = 64,
     sampling_rate: int = SAMPLING_RATE,
     progress: bool = True,
+    skip_special_tokens: bool = True,
     **generate_kwargs,
 ) -> list[str]:
     """Greedy answers of `model` to examples `{"audio", "instruction"}`, in the order given.
 
     Decoder-only models get left-padded prompts and only the new tokens are decoded; encoder-decoder models
-    decode their whole output.
+    decode their whole output. Padding after a row's end of sequence is never part of its answer.
     """
     was_training = model.training
     model.eval()
@@ -59,11 +60,18 @@ def generate_answers(
         ).to(model.device)
         output = model.generate(**inputs, **generate_kwargs)
         new_tokens = output if is_encoder_decoder else output[:, inputs["input_ids"].shape[1] :]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        texts = [_decode(tokenizer, row, skip_special_tokens) for row in new_tokens]
         for index, text in zip(order[start : start + batch_size], texts):
             answers[index] = text.strip()
     model.train(was_training)
     return answers
+
+
+def _decode(tokenizer, ids, skip_special_tokens: bool) -> str:
+    ids = ids.tolist()
+    while ids and ids[-1] == tokenizer.pad_token_id:  # batch padding after this row ended
+        ids.pop()
+    return tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
 
 
 def score_answers(examples: Sequence[dict], answers: Sequence[str], tasks: dict[str, Task]) -> dict[str, dict]:
