@@ -143,7 +143,8 @@ def test_ctc_warm_up_trains_the_adapter_only_then_language_model_stages_follow(r
     assert (tmp_path / "run" / "final" / "config.json").is_file() and final.endswith("final")
 
 
-def test_ctc_loss_learns_to_emit_the_transcript(recipe):
+@pytest.mark.parametrize("vocabulary", ["all", "batch"])
+def test_ctc_loss_learns_to_emit_the_transcript(recipe, vocabulary):
     from voxlm.modeling import VoxLMForConditionalGeneration
     from voxlm.processing import VoxLMProcessor
     from voxlm.train.data import read_audio
@@ -152,12 +153,18 @@ def test_ctc_loss_learns_to_emit_the_transcript(recipe):
     model = VoxLMForConditionalGeneration.from_pretrained(root / "start")
     processor = VoxLMProcessor.from_pretrained(root / "start")
     model.train_adapter_only()
-    wrapper = CTCAlignmentModel(model)
+    wrapper = CTCAlignmentModel(model, vocabulary=vocabulary)
     rows = datasets.load_from_disk(str(root / "train")).select(range(4))
     batch = CTCCollator(processor)(
         [{"audio": read_audio(row["audio"]), "target": row["text"].split()[0]} for row in rows]
     )
     assert batch["ctc_labels"].shape[0] == 4 and (batch["ctc_labels"][:, 0] >= 0).all()
+    if vocabulary == "batch":
+        # Fewer competing classes: every path is at least as likely as over the whole vocabulary.
+        with torch.no_grad():
+            full = CTCAlignmentModel(model, vocabulary="all")
+            full.load_state_dict(wrapper.state_dict(), strict=False)
+            assert wrapper(**batch)["loss"] < full(**batch)["loss"]
     optimizer = torch.optim.Adam([p for p in wrapper.parameters() if p.requires_grad], lr=3e-2)
     losses = []
     for _ in range(30):

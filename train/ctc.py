@@ -32,9 +32,15 @@ class CTCAlignmentModel(nn.Module):
     and never duplicate the frozen encoder and LLM; a resumed run gets those from the stage's starting model.
     """
 
-    def __init__(self, voxlm):
+    def __init__(self, voxlm, vocabulary: str = "all"):
         super().__init__()
+        if vocabulary not in ("all", "batch"):
+            raise ValueError(f"`ctc_vocabulary` must be 'all' or 'batch', got {vocabulary!r}.")
         self.voxlm = voxlm
+        # "batch": the softmax runs over the tokens of the batch's transcripts only (a sampled softmax), which
+        # makes a step several times cheaper with a large LLM vocabulary; the next, language-model stage
+        # sees the full vocabulary anyway.
+        self.vocabulary = vocabulary
         width = voxlm.config.text_config.hidden_size
         self.blank_weight = nn.Parameter(torch.zeros(width))
         self.blank_bias = nn.Parameter(torch.zeros(()))
@@ -70,7 +76,11 @@ class CTCAlignmentModel(nn.Module):
         lengths = self.voxlm.config.num_audio_positions(input_features_mask.sum(-1).long())  # (N,)
         hidden = pad_sequence(flat.split(lengths.tolist()), batch_first=True)  # (N, T, d)
         table = self.voxlm.get_input_embeddings().weight  # (V, d), frozen
-        token_logits = hidden @ table.T.to(hidden.dtype)  # (N, T, V)
+        if self.vocabulary == "batch":
+            classes = torch.unique(ctc_labels[ctc_labels != -100])  # (K,) sorted token ids of the batch
+            table = table[classes]  # (K, d)
+            ctc_labels = torch.where(ctc_labels == -100, -100, torch.searchsorted(classes, ctc_labels.clamp(min=0)))
+        token_logits = hidden @ table.T.to(hidden.dtype)  # (N, T, V) or (N, T, K)
         blank_logits = hidden @ self.blank_weight.to(hidden.dtype) + self.blank_bias  # (N, T)
         log_probs = torch.cat([blank_logits[..., None], token_logits], dim=-1).float().log_softmax(-1)
         target_lengths = (ctc_labels != -100).sum(-1)

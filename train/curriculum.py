@@ -92,6 +92,8 @@ class StageSpec:
         name: folder and log name.
         datasets: training data sets, a list of names or `{name: weight}` (weights default to the data set's).
         objective: `lm` (next-token loss on the target) or `ctc` (the alignment warm-up; ASR data only).
+        ctc_vocabulary: with `ctc`, `all` (softmax over the LLM's whole vocabulary) or `batch` (over the tokens of
+            the batch's transcripts: a sampled softmax, several times cheaper with a large vocabulary).
         train: parts that learn, among `adapter`, `layer_mix`, `lora`, `audio_encoder`, `language_model`; default
             `adapter` + `layer_mix` (+ `lora` once it has been added).
         lora: add LoRA to the LLM in this stage (once per curriculum).
@@ -106,6 +108,7 @@ class StageSpec:
     name: str
     datasets: dict | list
     objective: str = "lm"
+    ctc_vocabulary: str = "all"
     train: list[str] | None = None
     lora: dict | None = None
     eval_datasets: list[str] = field(default_factory=list)
@@ -496,7 +499,8 @@ class Curriculum:
         if first and generation is not None:
             self.results.append(self._starting_point(model, generation))
         if stage.objective == "ctc":
-            trainer_model, collator, label_names = CTCAlignmentModel(model), CTCCollator(processor), ["ctc_labels"]
+            trainer_model = CTCAlignmentModel(model, vocabulary=plan.spec.ctc_vocabulary)
+            collator, label_names = CTCCollator(processor), ["ctc_labels"]
         else:
             collator = SpeechTaskCollator(
                 processor, model.config.is_encoder_decoder, config.prompt_format, config.system_prompt
