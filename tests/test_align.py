@@ -163,12 +163,23 @@ def test_rows_already_written_are_kept_on_resume(tiny_folder, tmp_path):
     assert rows[5]["continuation"] == "kept 2" and rows[4]["continuation"] != "kept 2"
 
 
-def test_resume_with_other_settings_is_refused(tmp_path):
+def test_resume_with_other_settings_or_transcripts_is_refused(tmp_path):
+    texts = sentences(3)
     args = ContinuationArguments(data="rows.jsonl", output_dir=str(tmp_path), model="m")
-    check_or_write_settings(tmp_path, run_settings(args, 10), overwrite=False)
+    check_or_write_settings(tmp_path, run_settings(args, 3), texts, overwrite=False)
+    (tmp_path / "shards" / "shard-00000.jsonl").write_text(
+        "".join(json.dumps({"index": i, "transcript": t, "continuation": "c"}) + "\n" for i, t in enumerate(texts))
+    )
+    moved = ContinuationArguments(data="elsewhere/rows.jsonl", output_dir=str(tmp_path), model="m")
+    check_or_write_settings(tmp_path, run_settings(moved, 3), texts, overwrite=False)  # same rows: resumes
     other = ContinuationArguments(data="rows.jsonl", output_dir=str(tmp_path), model="m", max_new_tokens=32)
     with pytest.raises(ValueError, match=r"max_new_tokens: 64 -> 32.*--overwrite"):
-        check_or_write_settings(tmp_path, run_settings(other, 10), overwrite=False)
+        check_or_write_settings(tmp_path, run_settings(other, 3), texts, overwrite=False)
+    edited = [texts[0], "something else", texts[2]]
+    with pytest.raises(ValueError, match=r"row 1: written for .* the input has 'something else'"):
+        check_or_write_settings(tmp_path, run_settings(args, 3), edited, overwrite=False)
+    check_or_write_settings(tmp_path, run_settings(args, 3), edited, overwrite=True)
+    assert not list((tmp_path / "shards").iterdir())
 
 
 def test_generate_continuations_reports_missing_column(tiny_folder, tmp_path):

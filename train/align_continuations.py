@@ -37,23 +37,9 @@ from .align_prompts import BLSP_INSTRUCTION, PromptFormat
 logger = logging.get_logger(__name__)
 
 SETTINGS_FILE = "continuations.json"
-# Settings that change which rows or which text a run produces; a resumed run must match them exactly.
-RESUME_KEYS = (
-    "data",
-    "split",
-    "text_column",
-    "audio_column",
-    "model",
-    "gguf_file",
-    "instruction",
-    "template",
-    "normalize",
-    "max_new_tokens",
-    "shard_size",
-    "limit",
-    "dtype",
-    "num_rows",
-)
+# Settings that change the text a run writes; a resumed run must match them exactly. Which rows are continued is
+# checked row by row instead (`check_shard_transcripts`), so the input may move or be rebuilt identically.
+RESUME_KEYS = ("model", "gguf_file", "instruction", "template", "max_new_tokens", "shard_size", "dtype", "num_rows")
 
 
 @dataclass
@@ -196,20 +182,34 @@ def run_settings(args: ContinuationArguments, num_rows: int) -> dict:
     settings = asdict(args)
     settings.pop("overwrite")
     settings.pop("output_dir")
-    if os.path.exists(args.data):
-        settings["data"] = str(Path(args.data).resolve())
+    for key in ("data", "model"):
+        if os.path.exists(settings[key]):
+            settings[key] = str(Path(settings[key]).resolve())
     settings["instruction"] = PromptFormat(args.instruction, args.template).instruction
     settings["num_rows"] = num_rows
     return settings
 
 
-def check_or_write_settings(output_dir: Path, settings: dict, overwrite: bool) -> None:
-    """Refuse to resume a run that was made with different settings (its rows would not match)."""
+def shard_transcript_mismatch(shards_dir: Path, transcripts: list[str]) -> str | None:
+    """The first written row whose transcript is not the input's at its index, described; None if all match."""
+    for path in sorted(shards_dir.glob("shard-*.jsonl")):
+        for index, row in read_rows(path).items():
+            expected = transcripts[index] if index < len(transcripts) else None
+            if row["transcript"] != expected:
+                return f"row {index}: written for {row['transcript']!r}, the input has {expected!r}"
+    return None
+
+
+def check_or_write_settings(output_dir: Path, settings: dict, transcripts: list[str], overwrite: bool) -> None:
+    """Refuse to resume a run made with other settings or for other transcripts (its rows would not match)."""
     path = output_dir / SETTINGS_FILE
     if path.exists():
         previous = json.loads(path.read_text())
         changed = {key: (previous.get(key), settings.get(key)) for key in RESUME_KEYS}
         changed = {key: values for key, values in changed.items() if values[0] != values[1]}
+        mismatch = shard_transcript_mismatch(output_dir / "shards", transcripts)
+        if mismatch:
+            changed["transcripts"] = ("the written rows", mismatch)
         if changed and not overwrite:
             details = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
             raise ValueError(
@@ -273,7 +273,7 @@ def generate_continuations(args: ContinuationArguments) -> Path:
     output_dir, num_shards = Path(args.output_dir), math.ceil(len(table) / args.shard_size)
     shards_dir = output_dir / "shards"
     if state.is_main_process:
-        check_or_write_settings(output_dir, run_settings(args, len(table)), args.overwrite)
+        check_or_write_settings(output_dir, run_settings(args, len(table)), transcripts, args.overwrite)
     state.wait_for_everyone()
     pending = [shard for shard in range(num_shards) if not shard_path(shards_dir, shard).exists()]
     state.wait_for_everyone()  # every process lists the pending shards before any of them finishes one
