@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -41,24 +39,24 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--save-steps", type=int, default=100)
     parser.add_argument("--eval-rows", type=int, default=40, help="Held-out sentences (and questions at most).")
+    parser.add_argument("--eval-tokens", type=int, default=64, help="Longest response in the evaluation.")
     parser.add_argument("--max-voice-wer", type=float, default=0.3, help="Voices Whisper tiny.en hears this well.")
     parser.add_argument("--num-processes", type=int, default=1, help="accelerate processes for every step.")
     parser.add_argument("--quick", action="store_true", help="Tiny sizes to check the pipeline in minutes.")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.max_steps, args.eval_rows, args.save_steps = 32, 4, 6, 2
+        args.rows, args.max_steps, args.eval_rows, args.eval_tokens, args.save_steps = 32, 4, 4, 24, 2
         args.run_dir = args.run_dir + "-quick"
     return args
 
 
 def launch(command: str, *options, num_processes: int = 1) -> None:
-    """`accelerate launch [--multi_gpu --num_processes N] -m voxlm.train.align <command> <options>`."""
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
-    if num_processes > 1:
-        launcher.insert(3, "--multi_gpu")  # several CPU processes: VoxLM's entry points join them with gloo
-    argv = launcher + ["-m", "voxlm.train.align", command] + [str(option) for option in options]
-    print("$", " ".join(argv[1:]), flush=True)
-    subprocess.run(argv, check=True)
+    """`accelerate launch -m voxlm.train.align <command> <options>` on `num_processes` processes."""
+    from voxlm.train.launch import run_accelerate
+
+    arguments = [command] + [str(option) for option in options]
+    print(f"$ accelerate launch -m voxlm.train.align {' '.join(arguments)}", flush=True)
+    run_accelerate("voxlm.train.align", arguments, num_processes, check=True)
 
 
 def step(name: str):
@@ -160,7 +158,7 @@ def starting_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
 
 def train(args, table: Path, start: Path, run_dir: Path) -> Path:
     """Step 6: adapter-only BLSP (or BLSP-KD), resumed from the last checkpoint if there is one."""
-    from transformers.trainer_utils import get_last_checkpoint
+    from voxlm.train.trainer import last_complete_checkpoint
 
     output = run_dir / f"{args.objective}-trained"
     if (output / "align_settings.json").exists():
@@ -173,7 +171,7 @@ def train(args, table: Path, start: Path, run_dir: Path) -> Path:
         "--save_steps", args.save_steps, "--save_total_limit", 1, "--logging_steps", 10,
         "--train_sampling_strategy", "group_by_length", "--seed", args.seed,
     ]  # fmt: skip
-    last = get_last_checkpoint(str(output)) if output.is_dir() else None
+    last = last_complete_checkpoint(str(output), world_size=args.num_processes)
     if last:
         options += ["--resume_from_checkpoint", last]
     launch("train", *options, num_processes=args.num_processes)
@@ -189,7 +187,7 @@ def evaluate(args, model: Path, tables: dict, whisper: Path, run_dir: Path, labe
             options = [
                 "--model", model, "--data", table, "--output_file", output, "--tasks", tasks,
                 "--audio_column", audio_column, "--transcript_column", transcript_column,
-                "--limit", args.eval_rows, "--template", "chat",
+                "--limit", args.eval_rows, "--template", "chat", "--max_new_tokens", args.eval_tokens,
             ]  # fmt: skip
             if cascade:
                 options += ["--cascade_asr_model", whisper]

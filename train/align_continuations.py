@@ -33,6 +33,7 @@ from .align_data import (
     normalize_transcripts,
 )
 from .align_prompts import BLSP_INSTRUCTION, PromptFormat
+from .config import use_cpu
 
 logger = logging.get_logger(__name__)
 
@@ -263,12 +264,10 @@ def generate_continuations(args: ContinuationArguments) -> Path:
     from accelerate import PartialState
 
     # Processes wait for each other only at the start and the end; the slowest may be a shard behind.
-    state = PartialState(cpu=not torch.accelerator.is_available(), timeout=timedelta(hours=12))
+    state = PartialState(cpu=use_cpu(), timeout=timedelta(hours=12))
     started = time.perf_counter()
-    table = load_table(args.data, args.split)
+    table = load_table(args.data, args.split, args.limit)
     check_columns(table, [args.text_column, args.audio_column], args.data)
-    if args.limit is not None:
-        table = table.select(range(min(args.limit, len(table))))
     transcripts = normalize_transcripts(list(table[args.text_column]), args.normalize)
     output_dir, num_shards = Path(args.output_dir), math.ceil(len(table) / args.shard_size)
     shards_dir = output_dir / "shards"

@@ -1,50 +1,30 @@
-"""Data, audio, text-normalisation, metric and model-loading helpers of the alignment recipe.
+"""Data, text-normalisation and model-loading helpers of the alignment recipe, on top of `voxlm.train.data`.
 
-These are small on purpose: they cover what `voxlm.train.align` needs (tables from a folder, a file or the Hub;
-audio references as paths, `Audio(decode=False)` dicts or arrays; BLEU and chrF through sacrebleu; VoxLM models
-loaded or assembled) and keep one import point so that shared training infrastructure can replace them without
-touching the recipe.
+What the recipe adds: the output folder of `align continuations` loads as a table, relative audio paths of a data
+file are read from the file's folder, and VoxLM models are loaded or assembled from a speech model and an LLM.
 """
 
 import json
 import os
 from pathlib import Path
 
-import numpy as np
 from transformers.utils import logging
+
+from .data import DatasetSpec, load_dataset_spec, read_audio
 
 logger = logging.get_logger(__name__)
 
-SAMPLING_RATE = 16000
-DATA_FILE_LOADERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".tsv": "csv"}
-
 
 # ------------------------------------------------------------------------------------------------- tables
-def load_table(source: str, split: str = "train"):
-    """A `datasets.Dataset` from a `save_to_disk` folder, a json/jsonl/csv/parquet file, or a Hub data set name."""
-    import datasets
-
+def load_table(source: str, split: str = "train", limit: int | None = None):
+    """A `datasets.Dataset` from a `save_to_disk` folder, a data file or a Hub data set name (see `DatasetSpec`);
+    the output folder of `align continuations` stands for its `dataset` folder."""
     path = Path(source)
-    if path.is_dir() and (path / "dataset").is_dir() and not (path / "state.json").exists():
-        path = path / "dataset"  # the output folder of `align continuations`
-    if path.is_dir() and ((path / "state.json").exists() or (path / "dataset_dict.json").exists()):
-        table = datasets.load_from_disk(str(path))
-        if isinstance(table, datasets.DatasetDict):
-            if split not in table:
-                raise ValueError(f"{source} has splits {list(table)}, not {split!r}; pass --split with one of them.")
-            table = table[split]
-        return table
-    if path.is_file():
-        loader = DATA_FILE_LOADERS.get(path.suffix.lower())
-        if loader is None:
-            raise ValueError(
-                f"Cannot read {source}: expected a `save_to_disk` folder or a {'/'.join(DATA_FILE_LOADERS)} file."
-            )
-        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-        return datasets.load_dataset(loader, data_files=str(path), split="train", **kwargs)
-    if path.exists() or source.startswith((".", "/")):
-        raise ValueError(f"{source} is neither a `save_to_disk` folder nor a data file.")
-    return datasets.load_dataset(source, split=split)
+    if (path / "dataset" / "state.json").is_file() and not (path / "state.json").is_file():
+        path = path / "dataset"
+    if not path.exists() and source.startswith((".", "/")):
+        raise ValueError(f"{source} does not exist; pass a `save_to_disk` folder, a data file or a Hub name.")
+    return load_dataset_spec(DatasetSpec(path=str(path) if path.exists() else source, split=split, max_samples=limit))
 
 
 def data_root(source: str) -> Path | None:
@@ -75,28 +55,9 @@ def absolute_audio_reference(reference, root: Path | None):
     return reference
 
 
-def read_audio(reference) -> tuple[np.ndarray, int]:
-    """(waveform, sampling rate) from a path, an `Audio(decode=False)` dict, an `{array, sampling_rate}` dict or a
-    bare array (taken to be 16 kHz). Soundfile reads files: `datasets`' own decoding needs torchcodec."""
-    import soundfile
-
-    if isinstance(reference, dict):
-        if reference.get("array") is not None:
-            return np.asarray(reference["array"], dtype=np.float32), int(reference.get("sampling_rate", SAMPLING_RATE))
-        if reference.get("bytes"):
-            import io
-
-            data, rate = soundfile.read(io.BytesIO(reference["bytes"]), dtype="float32", always_2d=False)
-            return data, rate
-        reference = reference.get("path")
-    if isinstance(reference, str):
-        if not os.path.exists(reference):
-            raise FileNotFoundError(f"Audio file {reference} does not exist; check the data set's audio column.")
-        data, rate = soundfile.read(reference, dtype="float32", always_2d=False)
-        return data, rate
-    if reference is None:
-        raise ValueError("A row has no audio; drop rows without audio first.")
-    return np.asarray(reference, dtype=np.float32), SAMPLING_RATE
+def read_row_audio(row: dict, column: str, root: Path | None):
+    """A row's clip at 16 kHz (its `sampling_rate` column, if any, gives the rate of bare arrays)."""
+    return read_audio(absolute_audio_reference(row[column], root), source_rate=row.get("sampling_rate"))
 
 
 # --------------------------------------------------------------------------------------------------- text
@@ -111,16 +72,6 @@ def normalize_transcripts(texts: list[str], mode: str) -> list[str]:
 
         return [normalize_text(text) for text in texts]
     raise ValueError(f"Unknown transcript normalisation {mode!r}; use none, lower or whisper.")
-
-
-# ------------------------------------------------------------------------------------------------ metrics
-def bleu_and_chrf(predictions: list[str], references: list[str]) -> dict[str, float]:
-    import sacrebleu
-
-    return {
-        "bleu": float(sacrebleu.corpus_bleu(predictions, [references]).score),
-        "chrf": float(sacrebleu.corpus_chrf(predictions, [references]).score),
-    }
 
 
 # ------------------------------------------------------------------------------------------------- models

@@ -19,17 +19,10 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .align_continuations import generate_batch, greedy_config
-from .align_data import (
-    SAMPLING_RATE,
-    absolute_audio_reference,
-    bleu_and_chrf,
-    check_columns,
-    data_root,
-    load_table,
-    load_voxlm,
-    read_audio,
-)
+from .align_data import check_columns, data_root, load_table, load_voxlm, read_row_audio
 from .align_prompts import EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
+from .data import SAMPLING_RATE
+from .metrics import compute_metric
 from .sentences import SpokenQuestion, answer_is_correct, word_error_rate
 
 logger = logging.get_logger(__name__)
@@ -155,7 +148,8 @@ def prompt_template(args: AlignEvalArguments) -> str:
 
 
 def similarity(predictions: list[str], references: list[str], embedder: SentenceEmbedder) -> dict[str, float]:
-    return {**bleu_and_chrf(predictions, references), "cosine": embedder.cosine(predictions, references)}
+    bleu = compute_metric("bleu", predictions, references)
+    return {"bleu": bleu["bleu"], "chrf": bleu["chrf"], "cosine": embedder.cosine(predictions, references)}
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -165,19 +159,14 @@ def evaluate_alignment(args: AlignEvalArguments) -> dict:
     unknown = [task for task in tasks if task not in EVAL_INSTRUCTIONS]
     if unknown:
         raise ValueError(f"Unknown task(s) {unknown}; choose among {', '.join(EVAL_INSTRUCTIONS)}.")
-    table = load_table(args.data, args.split)
+    table = load_table(args.data, args.split, args.limit)
     check_columns(table, [args.audio_column, args.transcript_column], args.data)
-    if args.limit is not None:
-        table = table.select(range(min(args.limit, len(table))))
     transcripts = list(table[args.transcript_column])
     answers = spoken_questions_of(table, args)
     model, processor = load_voxlm(args.model)
     model.eval()
-    clips = []
     root = data_root(args.data)
-    for reference in table[args.audio_column]:
-        clip, rate = read_audio(absolute_audio_reference(reference, root))
-        clips += processor.check_audio(clip, sampling_rate=rate, resample=True, downmix=True)
+    clips = [read_row_audio(row, args.audio_column, root) for row in table]
     generation_config = greedy_config(model.language_model, processor.tokenizer, args.max_new_tokens)
     embedder = SentenceEmbedder(args.embedding_model or default_embedding_model())
     results = {"model": args.model, "data": args.data, "rows": len(transcripts), "tasks": {}}

@@ -23,17 +23,17 @@ from transformers.utils import logging
 
 from .align_continuations import SETTINGS_FILE
 from .align_data import (
-    SAMPLING_RATE,
-    absolute_audio_reference,
     assemble_voxlm,
     check_columns,
     data_root,
     is_voxlm_folder,
     load_table,
     load_voxlm,
-    read_audio,
+    read_row_audio,
 )
 from .align_prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from .config import use_cpu
+from .data import SAMPLING_RATE
 
 logger = logging.get_logger(__name__)
 OBJECTIVES = ("blsp", "kd")
@@ -87,7 +87,7 @@ class AlignTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if not self.output_dir:
             raise ValueError("`align train` needs --output_dir.")
-        if not torch.accelerator.is_available():
+        if use_cpu():
             self.use_cpu = True  # also makes several CPU processes (torchrun) one distributed job
         super().__post_init__()
 
@@ -120,10 +120,7 @@ class AlignCollator:
 
     def __call__(self, rows: list[dict]) -> dict:
         tokenizer = self.processor.tokenizer
-        clips = []
-        for row in rows:
-            clip, rate = read_audio(absolute_audio_reference(row[self.audio_column], self.audio_root))
-            clips += self.processor.check_audio(clip, sampling_rate=rate, resample=True, downmix=True)
+        clips = [read_row_audio(row, self.audio_column, self.audio_root) for row in rows]
         responses = [row[self.continuation_column] for row in rows]
         speech_prompt = self.prompt_format.speech_prompt(tokenizer, self.processor.audio_token)
         batch = self.processor.prepare_for_training(
@@ -221,13 +218,11 @@ def build_model(args: AlignTrainArguments):
 
 
 def load_training_rows(args: AlignTrainArguments):
-    table = load_table(args.data, args.split)
+    table = load_table(args.data, args.split, args.limit)
     columns = [args.audio_column, args.continuation_column]
     if args.objective == "kd":
         columns.append(args.transcript_column)
     check_columns(table, columns, args.data)
-    if args.limit is not None:
-        table = table.select(range(min(args.limit, len(table))))
     if "length" not in table.column_names and args.transcript_column in table.column_names:
         # For `--train_sampling_strategy group_by_length`: characters stand in for audio + response length.
         lengths = [len(t) + len(c) for t, c in zip(table[args.transcript_column], table[args.continuation_column])]
