@@ -147,12 +147,19 @@ def starting_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
     if not (folder / "config.json").exists():
         import torch
 
+        from voxlm.hub_cards import RunInfo, save_run
         from voxlm.train.align_data import assemble_voxlm
 
         torch.manual_seed(args.seed)
         model, processor = assemble_voxlm(str(whisper), str(smollm2), adapter="blsp")
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
+        info = RunInfo(
+            kind="voxlm",
+            base_models={
+                "audio": "openai/whisper-tiny.en (offline copy)",
+                "text": "HuggingFaceTB/SmolLM2-135M-Instruct (offline copy)",
+            },
+        )
+        save_run(folder, model, processor, info)
     return folder
 
 
@@ -168,7 +175,7 @@ def train(args, table: Path, start: Path, run_dir: Path) -> Path:
         "--audio_column", "audio_path", "--transcript_column", "text",
         "--max_steps", args.max_steps, "--per_device_train_batch_size", args.batch_size,
         "--learning_rate", args.learning_rate, "--warmup_steps", 0.05, "--lr_scheduler_type", "cosine",
-        "--save_steps", args.save_steps, "--save_total_limit", 1, "--logging_steps", 10,
+        "--save_steps", args.save_steps, "--save_total_limit", 1, "--logging_steps", 1 if args.quick else 10,
         "--train_sampling_strategy", "group_by_length", "--seed", args.seed,
     ]  # fmt: skip
     last = last_complete_checkpoint(str(output), world_size=args.num_processes)
