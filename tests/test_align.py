@@ -105,10 +105,10 @@ def test_two_processes_write_the_same_rows_as_one(tiny_folder, tmp_path):
 
 
 def test_killed_generation_resumes_with_every_row_once(tiny_folder, tmp_path):
-    count = 400
+    count = 200
     data = write_asr_data(tmp_path, count)
     output = tmp_path / "out"
-    args = continuation_args(data, tiny_folder, output, batch_size=2, max_new_tokens=24, shard_size=64)
+    args = continuation_args(data, tiny_folder, output, batch_size=2, max_new_tokens=16, shard_size=64)
     process = subprocess.Popen(
         [sys.executable, "-m", "voxlm.train.align", "continuations", *args],
         env=ENV,
@@ -124,13 +124,13 @@ def test_killed_generation_resumes_with_every_row_once(tiny_folder, tmp_path):
         return rows
 
     deadline = time.monotonic() + 120
-    while len(written()) < 40 and process.poll() is None and time.monotonic() < deadline:
+    while len(written()) < 20 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
     before = written()
-    assert 40 <= len(before) < count and not (output / "dataset").exists(), "the run was not killed mid-way"
+    assert 20 <= len(before) < count and not (output / "dataset").exists(), "the run was not killed mid-way"
     assert any(path.name.endswith(".partial.jsonl") for path in (output / "shards").iterdir())
 
     align.main(["continuations", *args])
