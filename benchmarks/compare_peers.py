@@ -59,6 +59,7 @@ FULL = {
     "continuation_shape": "smollm2-135m",
     "continuation_rows": 8,
     "continuation_tokens": 64,
+    "continuation_rounds": 1,
     "lasso_clips": [125, 250, 500, 1000],
     "profile_seconds": [3.0, 30.0],
 }
@@ -74,6 +75,7 @@ QUICK = {
     "continuation_shape": "tiny",
     "continuation_rows": 3,
     "continuation_tokens": 4,
+    "continuation_rounds": 1,
     "lasso_clips": [30, 60],
     "profile_seconds": [3.0],
 }
@@ -94,6 +96,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--min-cpu-ratio", type=float, default=0.9, help="CPU/wall below this marks a round contended")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 makes contention measurable)")
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/compare_peers[_quick].json)")
+    parser.add_argument(
+        "--full-logits",
+        action="store_true",
+        help="VoxLM computes the LM head at every position in training, as the peers do (for comparison)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-child", nargs=2, metavar=("MODEL", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -146,8 +153,8 @@ RETRY_SHARE = {"train": 0.5, "generate": 0.25, "continuation": 0.15, "lasso": 0.
 
 
 def section_rounds(args, section: str) -> int:
-    """Continuation writing is long (one-by-one rows); it runs one round fewer than the rest."""
-    return max(1, args.rounds - 1) if section == "continuation" else args.rounds
+    """Continuation writing is long (eight rows one by one): it has its own, smaller number of rounds."""
+    return min(args.rounds, args.continuation_rounds) if section == "continuation" else args.rounds
 
 
 def measure_cells(cells: list[Cell], args, probe: RssProbe | None, section: str) -> None:
@@ -172,6 +179,8 @@ def build_models(args, size) -> dict:
     models = {}
     for name in tqdm(args.models, desc="building models", leave=False):
         model = peers.build_model(name, size, seed=args.seed)
+        if args.full_logits and name.startswith("voxlm-"):
+            model.logits_at_labels_only = False
         models[name] = {"model": model, "params": peers.parameter_counts(model)}
     return models
 
@@ -592,7 +601,9 @@ def _lasso_table(rows: list[dict]) -> str:
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     size = peers.SIZES[args.size]
-    settings = {key: getattr(args, key) for key in list(FULL) + ["min_cpu_ratio", "threads", "quick", "sections"]}
+    settings = {
+        key: getattr(args, key) for key in [*FULL, "min_cpu_ratio", "threads", "quick", "sections", "full_logits"]
+    }
     results = {"machine": machine_info(args.threads), "size": peers.size_description(size), "settings": settings}
     started = time.perf_counter()
     bank = peers.FeatureBank(size.num_mel_bins)
