@@ -61,6 +61,7 @@ FULL = {
     "continuation_tokens": 64,
     "continuation_rounds": 1,
     "lasso_clips": [125, 250, 500, 1000],
+    "sections": list(SECTIONS),
     "profile_seconds": [3.0, 30.0],
 }
 QUICK = {
@@ -77,6 +78,7 @@ QUICK = {
     "continuation_tokens": 4,
     "continuation_rounds": 1,
     "lasso_clips": [30, 60],
+    "sections": [section for section in SECTIONS if section != "memcheck"],  # memcheck starts two processes
     "profile_seconds": [3.0],
 }
 
@@ -86,7 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m benchmarks.compare_peers", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="tiny models, short clips, one round: a smoke test")
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="default: all (--quick: all but memcheck)")
     parser.add_argument("--models", nargs="+", choices=peers.MODELS, default=list(peers.MODELS))
     parser.add_argument("--size", choices=sorted(peers.SIZES), help="shared model dimensions (see peers.SIZES)")
     parser.add_argument("--seconds", nargs="+", type=float, help="clip lengths of the training rows")
@@ -601,9 +603,7 @@ def _lasso_table(rows: list[dict]) -> str:
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     size = peers.SIZES[args.size]
-    settings = {
-        key: getattr(args, key) for key in [*FULL, "min_cpu_ratio", "threads", "quick", "sections", "full_logits"]
-    }
+    settings = {key: getattr(args, key) for key in [*FULL, "min_cpu_ratio", "threads", "quick", "full_logits"]}
     results = {"machine": machine_info(args.threads), "size": peers.size_description(size), "settings": settings}
     started = time.perf_counter()
     bank = peers.FeatureBank(size.num_mel_bins)
