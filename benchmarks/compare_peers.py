@@ -27,6 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its t
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -104,6 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="VoxLM computes the LM head at every position in training, as the peers do (for comparison)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", type=Path, metavar="JSON", help="print the tables of a saved run and exit")
     parser.add_argument("--memory-child", nargs=2, metavar=("MODEL", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
@@ -454,11 +456,42 @@ def report(results: dict) -> str:
                 [[r["model"], r["seconds"], r["in_process_mib"], r["fresh_process_mib"]] for r in results["memcheck"]],
             )
         )
+    if "contention" in results:
+        parts.append(_contention_line(results))
     parts.append(
         "Flags: `*` contended rounds were dropped (and repeated); `!` no uncontended round within the retry budget, "
         "the value comes from contended rounds. CPU s: median process CPU seconds (hardly affected by contention)."
     )
     return "\n\n".join(parts)
+
+
+def contention_summary(results: dict) -> dict:
+    """Per section: measured rounds, how many were clean, and the median CPU seconds per wall second."""
+    summary = {}
+    for section in ("train", "generate", "continuation", "lasso"):
+        if section not in results:
+            continue
+        entries = results[section]
+        if section == "continuation":
+            entries = [results[section][mode] for mode in ("batched", "one by one")]
+        elif section == "generate":
+            entries = [row[key] for row in entries for key in ("prefill_rounds", "full_rounds")]
+        ratios = [ratio for entry in entries for ratio in entry["cpu_ratios"]]
+        clean = sum(ratio >= results["settings"]["min_cpu_ratio"] for ratio in ratios)
+        summary[section] = {"rounds": len(ratios), "clean": clean, "median_cpu_ratio": statistics.median(ratios)}
+    return summary
+
+
+def _contention_line(results: dict) -> str:
+    parts = [
+        f"{name} {item['clean']}/{item['rounds']} clean (median CPU/wall {item['median_cpu_ratio']:.2f})"
+        for name, item in results["contention"].items()
+    ]
+    load = results["machine"]
+    return (
+        f"Rounds: {'; '.join(parts)}. Load average {load['load_average_start'][0]:.1f} at the start, "
+        f"{load['load_average_end'][0]:.1f} at the end."
+    )
 
 
 def _size_line(size: dict) -> str:
@@ -631,6 +664,7 @@ def run(args) -> dict:
             results["memcheck"] = memcheck_section(args, probe)
         timings[section] = time.perf_counter() - section_start
     results["machine"]["load_average_end"] = os.getloadavg()
+    results["contention"] = contention_summary(results)
     results["section_seconds"] = timings
     results["total_seconds"] = time.perf_counter() - started
     return results
@@ -638,6 +672,11 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.report:
+        results = json.loads(args.report.read_text())
+        results.setdefault("contention", contention_summary(results))
+        print(report(results))
+        return results
     if args.memory_child:
         torch.set_num_threads(args.threads)
         name, seconds = args.memory_child[0], float(args.memory_child[1])
