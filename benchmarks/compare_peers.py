@@ -10,9 +10,10 @@ Sections (all by default):
   memcheck      the in-process peak-memory measurement against a fresh process's ru_maxrss, for two models
 
 All models are measured in this one process, interleaved round by round. Every round records CPU seconds per
-wall second; rounds below `--min-cpu-ratio` (other processes took the core) are repeated while the retry budget
-lasts and never enter a reported number (see `benchmarks/timing.py`). Results: a Markdown table on stdout and a
-JSON file.
+wall second; rounds below `--min-cpu-ratio` (other processes took the core) never enter a reported number and are
+repeated while the time budget lasts (see `benchmarks/timing.py`). `--time-budget` bounds the whole run: on a
+loaded machine sections get fewer rounds instead of running long. Results: a Markdown table on stdout and a JSON
+file.
 
     python -m benchmarks.compare_peers            # full run, a few minutes on 2 cores
     python -m benchmarks.compare_peers --quick    # smoke test, seconds
@@ -53,7 +54,7 @@ FULL = {
     "seconds": [2.0, 3.0, 5.0, 10.0, 30.0],
     "batch_size": 8,
     "rounds": 3,
-    "retry_seconds": 120.0,
+    "time_budget": 540.0,
     "gen_seconds": 5.0,
     "gen_batch": 8,
     "new_tokens": 16,
@@ -70,7 +71,7 @@ QUICK = {
     "seconds": [3.0, 30.0],
     "batch_size": 2,
     "rounds": 1,
-    "retry_seconds": 0.0,
+    "time_budget": 0.0,
     "gen_seconds": 3.0,
     "gen_batch": 2,
     "new_tokens": 4,
@@ -95,7 +96,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seconds", nargs="+", type=float, help="clip lengths of the training rows")
     parser.add_argument("--batch-size", type=int, help="clips per training batch")
     parser.add_argument("--rounds", type=int, help="clean rounds wanted per measurement")
-    parser.add_argument("--retry-seconds", type=float, help="time budget per section for repeating contended rounds")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds for the whole run (split between sections); 0 = one pass of everything, no repeats",
+    )
     parser.add_argument("--min-cpu-ratio", type=float, default=0.9, help="CPU/wall below this marks a round contended")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 makes contention measurable)")
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/compare_peers[_quick].json)")
@@ -152,8 +157,8 @@ class Progress:
         self.bar.close()
 
 
-# Share of `--retry-seconds` each section may spend repeating contended rounds, and rounds it runs.
-RETRY_SHARE = {"train": 0.5, "generate": 0.25, "continuation": 0.15, "lasso": 0.1}
+# Share of `--time-budget` for each section (the selected sections' shares are renormalised).
+BUDGET_SHARE = {"train": 0.55, "generate": 0.1, "profile": 0.03, "continuation": 0.17, "lasso": 0.08, "memcheck": 0.07}
 
 
 def section_rounds(args, section: str) -> int:
@@ -161,12 +166,21 @@ def section_rounds(args, section: str) -> int:
     return min(args.rounds, args.continuation_rounds) if section == "continuation" else args.rounds
 
 
+def section_deadlines(args, start: float) -> dict[str, float]:
+    """Cumulative deadlines: a section that finishes early leaves its time to the next ones."""
+    total = sum(BUDGET_SHARE[section] for section in args.sections)
+    deadlines, elapsed = {}, 0.0
+    for section in args.sections:
+        elapsed += args.time_budget * BUDGET_SHARE[section] / total
+        deadlines[section] = start + elapsed
+    return deadlines
+
+
 def measure_cells(cells: list[Cell], args, probe: RssProbe | None, section: str) -> None:
     rounds = section_rounds(args, section)
     progress = Progress(section, len(cells) * rounds)
-    retry = args.retry_seconds * RETRY_SHARE[section]
     try:
-        run_interleaved(cells, rounds, args.min_cpu_ratio, retry, probe, args.seed, progress)
+        run_interleaved(cells, rounds, args.min_cpu_ratio, args.deadlines[section], probe, args.seed, progress)
     finally:
         progress.close()
 
@@ -459,7 +473,7 @@ def report(results: dict) -> str:
     if "contention" in results:
         parts.append(_contention_line(results))
     parts.append(
-        "Flags: `*` contended rounds were dropped (and repeated); `!` no uncontended round within the retry budget, "
+        "Flags: `*` contended rounds were dropped (and repeated); `!` no uncontended round within the time budget, "
         "the value comes from contended rounds. CPU s: median process CPU seconds (hardly affected by contention)."
     )
     return "\n\n".join(parts)
@@ -639,6 +653,7 @@ def run(args) -> dict:
     settings = {key: getattr(args, key) for key in [*FULL, "min_cpu_ratio", "threads", "quick", "full_logits"]}
     results = {"machine": machine_info(args.threads), "size": peers.size_description(size), "settings": settings}
     started = time.perf_counter()
+    args.deadlines = section_deadlines(args, started)
     bank = peers.FeatureBank(size.num_mel_bins)
     probe = RssProbe()
     if not probe.available:

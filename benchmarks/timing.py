@@ -3,7 +3,7 @@
 Every measured round records wall seconds and the process's CPU seconds. With one compute thread, a process that
 had its core to itself spends about one CPU second per wall second; a lower ratio means other processes took the
 core for part of the round. Such rounds are *contended*: they are kept in the JSON (flagged) but never enter a
-reported statistic, and the round is repeated while the retry budget lasts.
+reported statistic, and the round is repeated while the time budget lasts.
 
 Peak memory is measured in the same process, around the very same rounds, from the kernel's own accounting of
 resident memory (see `RssProbe`).
@@ -141,43 +141,48 @@ def run_interleaved(
     cells: Sequence[Cell],
     rounds: int,
     min_cpu_ratio: float,
-    retry_seconds: float,
+    deadline: float | None = None,
     probe: RssProbe | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     measure_round: Callable[[Callable[[], object], RssProbe | None], Round] = measure,
 ) -> None:
-    """Measure every cell `rounds` times, interleaved, then repeat contended ones while the retry budget lasts.
+    """Measure every cell `rounds` times, interleaved, then repeat contended ones until `deadline`.
 
     Each pass visits the cells in a fresh random order, so that no model always runs right after the same other
-    one and slow drifts of the machine's load spread over all cells alike.
+    one and slow drifts of the machine's load spread over all cells alike. The first pass always runs; a later pass
+    only if it fits before `deadline` (a `time.perf_counter()` value; None = no limit) at the pace of the previous
+    one, so a heavily loaded machine gets fewer rounds instead of a run that never ends. Cells still short of
+    `rounds` clean rounds are then repeated, cheapest first, while their last time fits before the deadline.
     """
     rng = random.Random(seed)
 
-    def one_pass(todo: list[Cell], label: str) -> None:
-        order = list(todo)
-        rng.shuffle(order)
-        for index, cell in enumerate(order):
-            cell.rounds.append(measure_round(cell.work, probe))
-            if progress is not None:
-                last = cell.rounds[-1]
-                progress(f"{label} {index + 1}/{len(order)} {cell.key}: {last.wall:.3f}s cpu/wall {last.cpu_ratio:.2f}")
+    def fits(seconds: float) -> bool:
+        return deadline is None or time.perf_counter() + seconds <= deadline
+
+    def run(cell: Cell, label: str) -> float:
+        cell.rounds.append(measure_round(cell.work, probe))
+        last = cell.rounds[-1]
+        if progress is not None:
+            progress(f"{label} {cell.key}: {last.wall:.3f}s cpu/wall {last.cpu_ratio:.2f}")
+        return last.wall
 
     for number in range(rounds):
-        one_pass(list(cells), f"pass {number + 1}/{rounds}")
-    deadline = time.perf_counter() + retry_seconds
+        order = list(cells)
+        rng.shuffle(order)
+        pass_start = time.perf_counter()
+        for cell in order:
+            run(cell, f"pass {number + 1}/{rounds}")
+        if number + 1 < rounds and not fits(time.perf_counter() - pass_start):
+            return
     retry = 0
-    while time.perf_counter() < deadline:
+    while True:
         todo = [cell for cell in cells if len(cell.clean(min_cpu_ratio)) < rounds]
+        todo = [cell for cell in todo if fits(cell.rounds[-1].wall)]
         if not todo:
-            break
+            return
         retry += 1
-        # Cheapest first, so that a short budget still fixes as many cells as possible.
-        todo.sort(key=lambda cell: min(r.wall for r in cell.rounds))
+        todo.sort(key=lambda cell: cell.rounds[-1].wall)  # cheapest first: a short budget fixes the most cells
         for cell in todo:
-            if time.perf_counter() >= deadline:
-                break
-            cell.rounds.append(measure_round(cell.work, probe))
-            if progress is not None:
-                last = cell.rounds[-1]
-                progress(f"retry {retry} {cell.key}: {last.wall:.3f}s cpu/wall {last.cpu_ratio:.2f}")
+            if fits(cell.rounds[-1].wall):
+                run(cell, f"retry {retry}")

@@ -35,13 +35,15 @@ def test_contended_rounds_are_repeated_while_the_budget_lasts():
 
     calls = []
     cell = Cell(("m",), lambda: calls.append(1))
-    run_interleaved([cell], rounds=2, min_cpu_ratio=0.9, retry_seconds=60.0, measure_round=fake_measure)
+    run_interleaved([cell], rounds=2, min_cpu_ratio=0.9, deadline=time.perf_counter() + 60, measure_round=fake_measure)
     assert [r.cpu for r in cell.rounds] == [0.3, 0.5, 1.0, 1.0]  # two contended rounds, then two clean retries
     assert len(calls) == 4 and cell.summary(0.9)["clean_rounds"] == 2
 
-    stubborn = Cell(("m",), lambda: None)
-    run_interleaved([stubborn], rounds=1, min_cpu_ratio=0.9, retry_seconds=0.0, measure_round=fake_measure)
-    assert len(stubborn.rounds) == 1 and stubborn.summary(0.9)["contended"]
+    # Past the deadline: the first pass still runs, nothing more.
+    late = Cell(("m",), lambda: None)
+    past = time.perf_counter()
+    run_interleaved([late], rounds=3, min_cpu_ratio=0.9, deadline=past, measure_round=fake_measure)
+    assert len(late.rounds) == 1 and late.summary(0.9)["contended"]
 
 
 def test_measure_records_cpu_and_wall_time():
