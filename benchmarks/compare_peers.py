@@ -54,7 +54,7 @@ FULL = {
     "seconds": [2.0, 3.0, 5.0, 10.0, 30.0],
     "batch_size": 8,
     "rounds": 3,
-    "time_budget": 540.0,
+    "time_budget": 480.0,
     "gen_seconds": 5.0,
     "gen_batch": 8,
     "new_tokens": 16,
