@@ -135,32 +135,34 @@ def build_voxlm(size: Size, preset: str) -> VoxLMForConditionalGeneration:
     return VoxLMForConditionalGeneration(config)
 
 
-def build_qwen2_audio(size: Size) -> Qwen2AudioForConditionalGeneration:
-    audio = {
-        "model_type": "qwen2_audio_encoder",
-        "d_model": size.encoder_width,
-        "encoder_layers": size.encoder_layers,
-        "encoder_attention_heads": size.encoder_heads,
-        "encoder_ffn_dim": size.encoder_ffn,
-        **_whisper_encoder_kwargs(size),
-    }
-    config = Qwen2AudioConfig(
-        audio_config=audio, text_config=llm_config(size).to_dict(), audio_token_index=audio_token_id(size)
-    )
-    return Qwen2AudioForConditionalGeneration(config)
-
-
-def build_voxtral(size: Size) -> VoxtralForConditionalGeneration:
-    audio = {
-        "model_type": "voxtral_encoder",
+def _whisper_like_audio_config(model_type: str, size: Size) -> dict:
+    """Qwen2-Audio's and Voxtral's Whisper encoders (both configs map these generic names onto their own)."""
+    return {
+        "model_type": model_type,
         "hidden_size": size.encoder_width,
         "num_hidden_layers": size.encoder_layers,
         "num_attention_heads": size.encoder_heads,
         "intermediate_size": size.encoder_ffn,
         **_whisper_encoder_kwargs(size),
     }
+
+
+def build_qwen2_audio(size: Size) -> Qwen2AudioForConditionalGeneration:
+    config = Qwen2AudioConfig(
+        audio_config=_whisper_like_audio_config("qwen2_audio_encoder", size),
+        text_config=llm_config(size).to_dict(),
+        audio_token_index=audio_token_id(size),
+    )
+    return Qwen2AudioForConditionalGeneration(config)
+
+
+def build_voxtral(size: Size) -> VoxtralForConditionalGeneration:
     # A config object (not a dict) so that Voxtral's 3B defaults (head_dim=128, ...) are not merged into it.
-    config = VoxtralConfig(audio_config=audio, text_config=llm_config(size), audio_token_id=audio_token_id(size))
+    config = VoxtralConfig(
+        audio_config=_whisper_like_audio_config("voxtral_encoder", size),
+        text_config=llm_config(size),
+        audio_token_id=audio_token_id(size),
+    )
     return VoxtralForConditionalGeneration(config)
 
 
