@@ -602,8 +602,10 @@ def _profile_table(profiles: list[dict]) -> str:
             for name, part in result["parts"].items()
         ]
         shares = ", ".join(f"{name} {100 * share:.0f}%" for name, share in result["shares"].items())
+        ratios = ", ".join(f"{ratio:.2f}" for ratio in result.get("cpu_ratios", []))
         out.append(
-            f"Profile of one {result['model']} training step, {result['seconds']} s clips ({shares})\n\n"
+            f"Profile of one {result['model']} training step, {result['seconds']} s clips ({shares}; median of "
+            f"{len(result.get('cpu_ratios', [])) or 1} profiled steps, CPU/wall {ratios})\n\n"
             + markdown_table(["part", "forward ms", "backward ms", "total ms", "%"], rows)
             + "\n\nTop operators (self CPU): "
             + ", ".join(f"{op['op']} {op['self_ms']:.0f} ms" for op in result["top_ops"])
