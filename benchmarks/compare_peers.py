@@ -576,6 +576,12 @@ def _acceptance_table(checks: list[dict]) -> str:
     return "VoxLM against Qwen2-Audio\n\n" + markdown_table(headers, rows)
 
 
+def _decode_rate(row: dict, key: str) -> float | None:
+    """New tokens after the first, per second of the difference between the full and the prefill-only run."""
+    elapsed = row["full_rounds"][key] - row["prefill_rounds"][key]
+    return row["batch_size"] * (row["new_tokens"] - 1) / elapsed if elapsed > 0 else None
+
+
 def _generation_table(rows: list[dict]) -> str:
     table = [
         [
@@ -583,15 +589,17 @@ def _generation_table(rows: list[dict]) -> str:
             row["batch_size"],
             row["prompt_length"],
             row["prefill_s"],
+            row["prefill_rounds"]["cpu_s"],
             row["decode_tokens_per_s"],
+            _decode_rate(row, "cpu_s"),
             "!" if row["contended"] else "",
         ]
         for row in rows
     ]
     seconds = rows[0]["seconds"] if rows else "-"
-    return f"Generation ({seconds} s clips, greedy)\n\n" + markdown_table(
-        ["model", "batch", "prompt positions", "prefill s", "decode tokens / s", "flag"], table
-    )
+    headers = ["model", "batch", "prompt positions", "prefill s", "prefill CPU s", "decode tokens / s",
+               "decode tokens / CPU s", "flag"]  # fmt: skip
+    return f"Generation ({seconds} s clips, greedy)\n\n" + markdown_table(headers, table)
 
 
 def _profile_table(profiles: list[dict]) -> str:
@@ -619,6 +627,7 @@ def _continuation_table(result: dict) -> str:
             mode,
             result[mode]["wall_s"],
             result[mode]["rows_per_s"],
+            result["rows"] / result[mode]["cpu_s"],
             f"{result[mode]['clean_rounds']}/{result[mode]['rounds']}{_flag(result[mode])}",
         ]
         for mode in ("batched", "one by one")
@@ -626,7 +635,7 @@ def _continuation_table(result: dict) -> str:
     return (
         f"Continuation writing ({result['llm_shape']} LLM, {result['rows']} rows, {result['new_tokens']} new tokens, "
         f"greedy, left padding; identical batched vs alone: {_fmt(result['identical_fraction'])})\n\n"
-        + markdown_table(["mode", "wall s", "rows / s", "clean rounds"], rows)
+        + markdown_table(["mode", "wall s", "rows / s", "rows / CPU s", "clean rounds"], rows)
     )
 
 
@@ -636,6 +645,7 @@ def _lasso_table(rows: list[dict]) -> str:
             row["clips"],
             row.get("vocabulary"),
             row["wall_s"],
+            row["cpu_s"],
             row.get("saga_iterations"),
             row.get("nonzero_weights"),
             row.get("selected_tokens"),
@@ -644,7 +654,17 @@ def _lasso_table(rows: list[dict]) -> str:
         for row in rows
     ]
     return "Speech-token selection (scikit-learn pipeline)\n\n" + markdown_table(
-        ["clips", "token types", "fit s", "saga iterations", "non-zero tokens", "selected", "clean rounds"], table
+        [
+            "clips",
+            "token types",
+            "fit s",
+            "fit CPU s",
+            "saga iterations",
+            "non-zero tokens",
+            "selected",
+            "clean rounds",
+        ],
+        table,
     )
 
 
