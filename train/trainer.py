@@ -1,0 +1,153 @@
+"""transformers `Trainer` for VoxLM recipes: budgeted length-grouped batches that survive DDP and resumption.
+
+[`VoxLMTrainer`] is `Trainer` with one addition: `train_batch_sampler=` (a `batching.BudgetBatchSampler`) replaces
+its fixed-size batches, or a `batching.BudgetBatchedStream` as `train_dataset` gives already-grouped batches from
+a stream. Everything else (optimizer, schedules, checkpoints, `resume_from_checkpoint`, logging, DDP/FSDP via
+accelerate) is `Trainer`'s own.
+"""
+
+import math
+import os
+from collections.abc import Callable
+
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import logging
+
+from .batching import BudgetBatchedStream, BudgetBatchSampler
+
+logger = logging.get_logger(__name__)
+
+
+class SamplerEpochCallback(TrainerCallback):
+    """Sets the batch sampler's epoch when an epoch begins.
+
+    `Trainer` reaches a batch sampler's `set_epoch` only on a fresh epoch: when a run resumes mid-epoch,
+    accelerate's `skip_first_batches` wraps the sampler and hides it. The epoch is recomputed here from the global
+    step, the same way `Trainer` decides which epoch to resume in, so a resumed run replays the same batches.
+    """
+
+    def __init__(self, sampler: BudgetBatchSampler, gradient_accumulation_steps: int = 1):
+        self.sampler = sampler
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        steps_per_epoch = max(math.ceil(len(self.sampler) / self.gradient_accumulation_steps), 1)
+        self.sampler.set_epoch(state.global_step // steps_per_epoch)
+
+
+class VoxLMTrainer(Trainer):
+    """`Trainer` whose training batches come from a budgeted, length-grouped batch sampler.
+
+    Args:
+        train_batch_sampler (`BudgetBatchSampler`, *optional*): batches of indices into `train_dataset`. Its
+            `num_replicas`/`rank` are set from the accelerator, so every process gets its own batches (and the
+            same number of them); `per_device_train_batch_size` is then unused.
+        generation_evaluator (`evaluate.GenerationEvaluator`, *optional*): run at every evaluation; its per-task
+            metrics are logged as `eval_<task>_<metric>`.
+        *args, **kwargs: as for `Trainer`. Examples are dicts the collator turns into model inputs, so
+            `remove_unused_columns` is turned off.
+
+    A `train_dataset` that is a `BudgetBatchedStream` yields lists of examples and is loaded with
+    `batch_size=None`; each process must read its own shard (see `data.StreamingTaskMixture`).
+    """
+
+    def __init__(
+        self,
+        *args,
+        train_batch_sampler: BudgetBatchSampler | None = None,
+        generation_evaluator: Callable | None = None,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.generation_evaluator = generation_evaluator
+        if self.args.remove_unused_columns:
+            # Trainer would strip the raw example fields (audio, instruction, target) before the collator sees them.
+            self.args.remove_unused_columns = False
+        self.train_batch_sampler = train_batch_sampler
+        if train_batch_sampler is not None:
+            train_batch_sampler.num_replicas = max(1, self.args.world_size)
+            train_batch_sampler.rank = self.args.process_index if self.args.world_size > 1 else 0
+            self.add_callback(SamplerEpochCallback(train_batch_sampler, self.args.gradient_accumulation_steps))
+
+    def _loader_kwargs(self) -> dict:
+        return {
+            "collate_fn": self.data_collator,
+            "num_workers": self.args.dataloader_num_workers,
+            "pin_memory": self.args.dataloader_pin_memory and torch.cuda.is_available(),
+            "persistent_workers": self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
+        }
+
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        if isinstance(self.train_dataset, BudgetBatchedStream):
+            # Already grouped into batches and sharded per process: no accelerate re-sharding.
+            return torch.utils.data.DataLoader(self.train_dataset, batch_size=None, **self._loader_kwargs())
+        if self.train_batch_sampler is None:
+            return super().get_train_dataloader()
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset, batch_sampler=self.train_batch_sampler, **self._loader_kwargs()
+        )
+        loader = self.accelerator.prepare(loader)
+        # The sampler is rank-aware already: make accelerate's shard wrapper a pass-through, as Trainer does for
+        # its own rank-aware `BatchRebalanceSampler`.
+        shard = getattr(loader, "batch_sampler", None)
+        if shard is not None and getattr(shard, "batch_sampler", None) is self.train_batch_sampler:
+            shard.num_processes, shard.process_index = 1, 0
+        return loader
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """Trainer warns about every key missing from a loaded checkpoint; tied weights (an LLM's output layer
+        sharing the input embeddings) are never saved twice, so they are left out of that warning."""
+        model = self.accelerator.unwrap_model(self.model)
+        parameters = dict(model.named_parameters(remove_duplicate=False))
+        loaded = {id(parameters[name]) for name in parameters if name not in set(load_result.missing_keys)}
+        tied = [name for name in load_result.missing_keys if name in parameters and id(parameters[name]) in loaded]
+        if tied:
+            load_result = type(load_result)(
+                [name for name in load_result.missing_keys if name not in tied], load_result.unexpected_keys
+            )
+        super()._issue_warnings_after_load(load_result)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """`Trainer.evaluate` (the loss), plus generation metrics per task when a generation evaluator is set."""
+        metrics = {}
+        if eval_dataset is not None or self.eval_dataset is not None:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.generation_evaluator is not None:
+            from .evaluate import flat_metrics
+
+            model = self.accelerator.unwrap_model(self.model)
+            generated = flat_metrics(
+                self.generation_evaluator(getattr(model, "voxlm", model), self.accelerator), metric_key_prefix
+            )
+            self.log(generated)
+            metrics.update(generated)
+        return metrics
+
+
+def _checkpoint_step(name: str) -> int:
+    return int(name.rsplit("-", 1)[-1])
+
+
+def last_complete_checkpoint(folder: str, world_size: int = 1) -> str | None:
+    """The newest `checkpoint-N` in `folder` whose saving finished (`trainer_state.json` and every rank's RNG state
+    present); a run killed while saving leaves a partial folder that must not be resumed from."""
+    if not os.path.isdir(folder):
+        return None
+    candidates = [
+        name
+        for name in os.listdir(folder)
+        if name.startswith(PREFIX_CHECKPOINT_DIR + "-") and name.rsplit("-", 1)[-1].isdigit()
+    ]
+    for name in sorted(candidates, key=_checkpoint_step, reverse=True):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(os.path.join(path, "trainer_state.json")):
+            continue
+        rng_files = [f"rng_state_{rank}.pth" for rank in range(world_size)] if world_size > 1 else ["rng_state.pth"]
+        if all(os.path.isfile(os.path.join(path, file)) for file in rng_files):
+            return path
+    return None
+
+
+__all__ = ["SamplerEpochCallback", "VoxLMTrainer", "last_complete_checkpoint"]
