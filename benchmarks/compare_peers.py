@@ -278,9 +278,7 @@ def acceptance(rows: list[dict]) -> list[dict]:
 
 # --------------------------------------------------------------------------------------------- generate
 def _generate(model, batch: dict, new_tokens: int):
-    return model.generate(
-        **batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0
-    )
+    return continuation.generate_exactly(model, batch, new_tokens, pad_token_id=0)
 
 
 def generation_section(args, size, models: dict, bank) -> list[dict]:

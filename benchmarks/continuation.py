@@ -64,16 +64,16 @@ def left_pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return input_ids, attention_mask
 
 
-def _generate(model, input_ids, attention_mask, new_tokens: int) -> torch.Tensor:
+def generate_exactly(model, inputs: dict, new_tokens: int, pad_token_id: int = PAD_ID) -> torch.Tensor:
+    """Greedy generation of exactly `new_tokens` per row (EOS cannot end it early): (B, new_tokens) new ids."""
     out = model.generate(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        max_new_tokens=new_tokens,
-        min_new_tokens=new_tokens,
-        do_sample=False,
-        pad_token_id=PAD_ID,
+        **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=pad_token_id
     )
-    return out[:, input_ids.shape[1] :]
+    return out[:, inputs["input_ids"].shape[1] :]
+
+
+def _generate(model, input_ids, attention_mask, new_tokens: int) -> torch.Tensor:
+    return generate_exactly(model, {"input_ids": input_ids, "attention_mask": attention_mask}, new_tokens)
 
 
 class ContinuationBenchmark:
