@@ -7,7 +7,7 @@ Sections (all by default):
   profile       where the time of one VoxLM training step goes (encoder / adapter / LLM), via torch.profiler
   continuation  BLSP continuation writing with a SmolLM2-135M-shaped LLM: rows/s batched vs one by one
   lasso         speech-token selection (TF-IDF -> MaxAbsScaler -> L1 logistic regression) time vs clips
-  memcheck      the in-process peak-memory measurement against a fresh process's ru_maxrss, for two models
+  memcheck      the in-process peak-memory measurement against a fresh process's own high-water mark (VmHWM)
 
 All models are measured in this one process, interleaved round by round. Every round records CPU seconds per
 wall second; rounds below `--min-cpu-ratio` (other processes took the core) never enter a reported number and are
