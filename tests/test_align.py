@@ -28,7 +28,7 @@ from voxlm.train.align_continuations import (
     run_settings,
 )
 from voxlm.train.align_prompts import BLSP_INSTRUCTION, PromptFormat
-from voxlm.train.align_training import AlignCollator, distillation_loss, kd_loss
+from voxlm.train.align_training import AlignCollator, distillation_loss, kd_loss, label_positions
 
 WORDS = "the quick brown fox jumps over lazy dog hello world this is a test of speech and language".split()
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
@@ -320,10 +320,23 @@ def test_distillation_loss_matches_the_kl_formula():
         p = torch.softmax(t_rows / temperature, -1)
         reference += (p * (p.log() - torch.log_softmax(s_rows / temperature, -1))).sum()
     reference = reference * temperature**2 / 6
-    loss = distillation_loss(student, student_labels, teacher, teacher_labels, temperature)
+    student_positions, student_targets = label_positions(student_labels)
+    teacher_positions, teacher_targets = label_positions(teacher_labels)
+    assert student_positions.tolist() == [1, 2, 3, 4] and teacher_positions.tolist() == [2, 3, 4, 5]
+    loss = distillation_loss(
+        student[:, student_positions], student_targets, teacher[:, teacher_positions], teacher_targets, temperature
+    )
     torch.testing.assert_close(loss, reference)
     with pytest.raises(ValueError, match="differ in length"):
         distillation_loss(student, student_labels, teacher, torch.full_like(teacher_labels, -100))
+
+
+def test_kd_loss_with_cross_entropy_adds_the_models_own_loss():
+    model, batch = kd_case(embeddings_coincide=True)
+    model.train()  # training mode: the model's own loss uses the LM head at labelled positions only
+    ce = model(**{k: v for k, v in batch.items() if not k.startswith("teacher_")}).loss
+    loss, _ = kd_loss(model, batch, temperature=2.0, ce_weight=0.5)
+    torch.testing.assert_close(loss, 0.5 * ce)  # the KD part is zero here
 
 
 # ------------------------------------------------------------------------------------------- evaluation

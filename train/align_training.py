@@ -135,50 +135,62 @@ class AlignCollator:
 
 
 # -------------------------------------------------------------------------------------------------- loss
-def response_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B, L, V) logits, (B, L) labels -> (M, V): the logits that predict each labelled (response) token."""
-    return logits[:, :-1][labels[:, 1:] != -100]
+def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) labels -> the positions (K,) that predict a label in some row, and (B, K) the label each predicts
+    (-100 where none). Only these positions need the LM head (`logits_to_keep`)."""
+    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]  # position t predicts label t + 1
+    positions = (shifted != -100).any(dim=0).nonzero().squeeze(-1)
+    return positions, shifted[:, positions]
 
 
 def distillation_loss(
     student_logits: torch.Tensor,
-    student_labels: torch.Tensor,
+    student_targets: torch.Tensor,
     teacher_logits: torch.Tensor,
-    teacher_labels: torch.Tensor,
+    teacher_targets: torch.Tensor,
     temperature: float = 1.0,
     num_items_in_batch: int | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """KL(teacher || student) of the next-token distributions over the response tokens, times T^2 (Hinton et al.),
-    summed and divided by `num_items_in_batch` (all response tokens of the accumulated batch) or by their count."""
-    student_counts = (student_labels[:, 1:] != -100).sum(-1)
-    teacher_counts = (teacher_labels[:, 1:] != -100).sum(-1)
+    summed and divided by `num_items_in_batch` (all response tokens of the accumulated batch) or by their count.
+
+    Logits are (B, K, V) at kept positions and targets (B, K) the labels those positions predict (-100: none), as
+    from `label_positions`; each row's response tokens pair up in order."""
+    student_mask, teacher_mask = student_targets != -100, teacher_targets != -100
+    student_counts, teacher_counts = student_mask.sum(-1), teacher_mask.sum(-1)
     if not torch.equal(student_counts, teacher_counts):
         raise ValueError(
             f"Teacher and student responses differ in length ({teacher_counts.tolist()} vs {student_counts.tolist()} "
             "tokens); both must be the same continuation."
         )
-    student = F.log_softmax(response_logits(student_logits, student_labels).float() / temperature, dim=-1)
-    teacher = F.log_softmax(response_logits(teacher_logits, teacher_labels).float() / temperature, dim=-1)
+    student = F.log_softmax(student_logits[student_mask].float() / temperature, dim=-1)  # (M, V)
+    teacher = F.log_softmax(teacher_logits[teacher_mask].float() / temperature, dim=-1)
     total = F.kl_div(student, teacher, log_target=True, reduction="sum") * temperature**2
     denominator = num_items_in_batch if num_items_in_batch is not None else max(int(student_counts.sum()), 1)
     return total / denominator
 
 
 def kd_loss(model, inputs: dict, temperature: float, ce_weight: float = 0.0, num_items_in_batch=None):
-    """BLSP-KD loss of a batch from `AlignCollator(with_teacher=True)`; returns (loss, student outputs)."""
+    """BLSP-KD loss of a batch from `AlignCollator(with_teacher=True)`; returns (loss, student outputs).
+
+    Both forward passes compute the LM head only at the positions that predict a response token."""
     inputs = dict(inputs)
     teacher = {key[len(TEACHER_PREFIX) :]: inputs.pop(key) for key in list(inputs) if key.startswith(TEACHER_PREFIX)}
     if not teacher:
         raise ValueError("The KD loss needs teacher inputs; build batches with AlignCollator(with_teacher=True).")
+    teacher_positions, teacher_targets = label_positions(teacher["labels"])
     with torch.no_grad():
-        teacher_logits = model(input_ids=teacher["input_ids"], attention_mask=teacher["attention_mask"]).logits
-    labels = inputs["labels"] if ce_weight else inputs.pop("labels")
-    if ce_weight and num_items_in_batch is not None:
-        inputs["num_items_in_batch"] = num_items_in_batch
-    outputs = model(**inputs)
-    loss = distillation_loss(outputs.logits, labels, teacher_logits, teacher["labels"], temperature, num_items_in_batch)
+        teacher_logits = model(
+            input_ids=teacher["input_ids"], attention_mask=teacher["attention_mask"], logits_to_keep=teacher_positions
+        ).logits
+    positions, targets = label_positions(inputs.pop("labels"))
+    outputs = model(**inputs, logits_to_keep=positions)
+    loss = distillation_loss(outputs.logits, targets, teacher_logits, teacher_targets, temperature, num_items_in_batch)
     if ce_weight:
-        loss = loss + ce_weight * outputs.loss
+        mask = targets != -100
+        denominator = num_items_in_batch if num_items_in_batch is not None else max(int(mask.sum()), 1)
+        cross_entropy = F.cross_entropy(outputs.logits[mask].float(), targets[mask], reduction="sum") / denominator
+        loss = loss + ce_weight * cross_entropy
     return loss, outputs
 
 
