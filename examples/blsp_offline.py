@@ -1,0 +1,260 @@
+"""BLSP behaviour alignment on the offline stack: Whisper tiny.en + SmolLM2-135M-Instruct, espeak-ng speech.
+
+    python examples/blsp_offline.py                               # the full run (hours on a 2-core CPU)
+    python examples/blsp_offline.py --warm-start runs/ctc/final   # BLSP from a VoxLM checkpoint whose adapter was
+                                                                  # warmed up (e.g. by the CTC curriculum stage)
+    python examples/blsp_offline.py --quick                       # a few minutes: every step, end to end
+
+Each step is skipped when its output exists, and the long ones resume, so an interrupted run continues:
+  1. the offline base models (`voxlm.train.assets`);
+  2. continuations of N train sentences written by SmolLM2 (`align continuations`, text only, kept in the cache so
+     that every later run reuses them);
+  3. espeak-ng speech for those sentences in train voices Whisper tiny.en can hear -> the training table;
+  4. evaluation tables: held-out sentences in held-out voices, held-out spoken questions, the real recordings;
+  5. the starting model (a fresh BLSP adapter, or the warm start) saved as the "untrained" baseline;
+  6. `align train` (adapter only; `--objective kd` for BLSP-KD), resumed from its last checkpoint;
+  7. `align evaluate` of the trained and the starting model, with the cascade (Whisper tiny.en -> SmolLM2).
+The commands run through `accelerate launch -m voxlm.train.align`, exactly as a user would run them.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+ALL_TASKS = "continue,repeat,translate,answer,sentiment"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", default="runs/blsp-offline", help="Where tables, models and results go.")
+    parser.add_argument("--rows", type=int, default=3000, help="Train sentences (continuations are cached).")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warm-start", default=None, help="A VoxLM folder to start from (its adapter warmed up).")
+    parser.add_argument("--objective", default="blsp", choices=["blsp", "kd"])
+    parser.add_argument("--max-steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--save-steps", type=int, default=100)
+    parser.add_argument("--eval-rows", type=int, default=40, help="Held-out sentences (and questions at most).")
+    parser.add_argument("--eval-tokens", type=int, default=64, help="Longest response in the evaluation.")
+    parser.add_argument("--max-voice-wer", type=float, default=0.3, help="Voices Whisper tiny.en hears this well.")
+    parser.add_argument("--num-processes", type=int, default=1, help="accelerate processes for every step.")
+    parser.add_argument("--quick", action="store_true", help="Tiny sizes to check the pipeline in minutes.")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.max_steps, args.eval_rows, args.eval_tokens, args.save_steps = 32, 4, 4, 24, 2
+        args.run_dir = args.run_dir + "-quick"
+    return args
+
+
+def launch(command: str, *options, num_processes: int = 1) -> None:
+    """`accelerate launch -m voxlm.train.align <command> <options>` on `num_processes` processes."""
+    from voxlm.train.launch import run_accelerate
+
+    arguments = [command] + [str(option) for option in options]
+    print(f"$ accelerate launch -m voxlm.train.align {' '.join(arguments)}", flush=True)
+    run_accelerate("voxlm.train.align", arguments, num_processes, check=True)
+
+
+def step(name: str):
+    print(f"\n=== {name} [{time.strftime('%H:%M:%S')}]", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------- data
+def continuation_data(args, smollm2: Path, cache: Path) -> Path:
+    """Step 2: the sentences (written once, then reused as they are) and SmolLM2's continuations of them."""
+    from voxlm.train.sentences import sentences
+
+    name = f"train-{args.rows}-seed{args.seed}"
+    text_file = cache / "blsp-sentences" / f"{name}.jsonl"
+    if not text_file.exists():
+        text_file.parent.mkdir(parents=True, exist_ok=True)
+        rows = [json.dumps({"text": text}) for text in sentences(args.rows, "train", seed=args.seed)]
+        text_file.write_text("\n".join(rows) + "\n")
+    output = cache / "blsp-continuations" / f"smollm2-{name}"
+    launch(
+        "continuations",
+        "--data", text_file, "--audio_column", "", "--model", smollm2, "--output_dir", output,
+        "--batch_size", 16, "--shard_size", 256,
+        num_processes=args.num_processes,
+    )  # fmt: skip
+    return output
+
+
+def train_table(args, continuations: Path, run_dir: Path, voice_list) -> Path:
+    """Step 3: the transcripts spoken by train voices, beside their continuations."""
+    import datasets
+
+    from voxlm.train.speech import synthetic_speech_dataset
+
+    folder = run_dir / "train-table"
+    if (folder / "state.json").exists():
+        return folder
+    rows = datasets.load_from_disk(str(continuations / "dataset"))
+    table = synthetic_speech_dataset(rows["transcript"], voice_list, seed=args.seed, wav_dir=run_dir / "wav-train")
+    table = table.add_column("continuation", rows["continuation"])
+    table.save_to_disk(str(folder))
+    shutil.copy(continuations / "continuations.json", folder / "continuations.json")  # the prompt to train with
+    return folder
+
+
+def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, str, str, str]]:
+    """Step 4: {name: (table, audio column, transcript column, tasks)}."""
+    import datasets
+
+    from voxlm.train.sentences import sentences, spoken_questions
+    from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
+
+    tables = {}
+    folder = run_dir / "eval-held-out-voices"
+    if not (folder / "state.json").exists():
+        texts = sentences(args.eval_rows, "held_out", seed=args.seed)
+        synthetic_speech_dataset(texts, held_out_voices, seed=args.seed + 1, wav_dir=run_dir / "wav-eval").save_to_disk(
+            str(folder)
+        )
+    tables["held-out voices"] = (folder, "audio_path", "text", ALL_TASKS)
+    folder = run_dir / "eval-questions"
+    if not (folder / "state.json").exists():
+        questions = spoken_questions("held_out")[: args.eval_rows]
+        table = synthetic_speech_dataset(
+            [q.question for q in questions], held_out_voices, seed=args.seed + 2, wav_dir=run_dir / "wav-questions"
+        )
+        table = table.add_column("answer", [q.answer for q in questions])
+        table.add_column("aliases", [list(q.aliases) for q in questions]).save_to_disk(str(folder))
+    tables["spoken questions"] = (folder, "audio_path", "text", "answer,repeat")
+    folder = run_dir / "eval-real"
+    if not (folder / "state.json").exists():
+        recordings_dataset().save_to_disk(str(folder))
+    tables["real recordings"] = (folder, "audio", "text", "continue,repeat")
+    if args.quick:  # two instructions per table
+        tables = {
+            name: (path, audio, text, ",".join(tasks.split(",")[:2]))
+            for name, (path, audio, text, tasks) in tables.items()
+        }
+    datasets.disable_progress_bars()
+    return tables
+
+
+# ------------------------------------------------------------------------------------------------ models
+def starting_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
+    """Step 5: the model BLSP starts from: the warm start, or Whisper + a fresh BLSP adapter + SmolLM2."""
+    if args.warm_start:
+        return Path(args.warm_start)
+    folder = run_dir / "untrained"
+    if not (folder / "config.json").exists():
+        import torch
+
+        from voxlm.hub_cards import RunInfo, save_run
+        from voxlm.train.align_data import assemble_voxlm
+
+        torch.manual_seed(args.seed)
+        model, processor = assemble_voxlm(str(whisper), str(smollm2), adapter="blsp")
+        info = RunInfo(
+            kind="voxlm",
+            base_models={
+                "audio": "openai/whisper-tiny.en (offline copy)",
+                "text": "HuggingFaceTB/SmolLM2-135M-Instruct (offline copy)",
+            },
+        )
+        save_run(folder, model, processor, info)
+    return folder
+
+
+def train(args, table: Path, start: Path, run_dir: Path) -> Path:
+    """Step 6: adapter-only BLSP (or BLSP-KD), resumed from the last checkpoint if there is one."""
+    from voxlm.train.trainer import last_complete_checkpoint
+
+    output = run_dir / f"{args.objective}-trained"
+    if (output / "align_settings.json").exists():
+        return output
+    options = [
+        "--data", table, "--model", start, "--output_dir", output, "--objective", args.objective,
+        "--audio_column", "audio_path", "--transcript_column", "text",
+        "--max_steps", args.max_steps, "--per_device_train_batch_size", args.batch_size,
+        "--learning_rate", args.learning_rate, "--warmup_steps", 0.05, "--lr_scheduler_type", "cosine",
+        "--save_steps", args.save_steps, "--save_total_limit", 1, "--logging_steps", 1 if args.quick else 10,
+        "--train_sampling_strategy", "group_by_length", "--seed", args.seed,
+    ]  # fmt: skip
+    last = last_complete_checkpoint(str(output), world_size=args.num_processes)
+    if last:
+        options += ["--resume_from_checkpoint", last]
+    launch("train", *options, num_processes=args.num_processes)
+    return output
+
+
+def evaluate(args, model: Path, tables: dict, whisper: Path, run_dir: Path, label: str, cascade: bool) -> dict:
+    """Step 7 for one model: `align evaluate` on every table; results cached as JSON."""
+    results = {}
+    for name, (table, audio_column, transcript_column, tasks) in tables.items():
+        output = run_dir / "results" / f"{label}-{name.replace(' ', '-')}.json"
+        if not output.exists():
+            options = [
+                "--model", model, "--data", table, "--output_file", output, "--tasks", tasks,
+                "--audio_column", audio_column, "--transcript_column", transcript_column,
+                "--limit", args.eval_rows, "--template", "chat", "--max_new_tokens", args.eval_tokens,
+            ]  # fmt: skip
+            if cascade:
+                options += ["--cascade_asr_model", whisper]
+            launch("evaluate", *options)
+        results[name] = json.loads(output.read_text())
+    return results
+
+
+def summary(trained: dict, untrained: dict) -> str:
+    """One line per evaluation table and system: continuation similarity, repeat WER, spoken-question accuracy."""
+    lines = [f"{'data':<18} {'system':<10} {'continue cos':>12} {'continue chrF':>13} {'repeat WER':>10} {'QA acc':>7}"]
+    for name in trained:
+        systems = {"trained": trained[name], "untrained": untrained[name], "cascade": trained[name]}
+        for system, results in systems.items():
+            key = "cascade" if system == "cascade" else "speech"
+            tasks = results["tasks"]
+            cells = [
+                tasks.get("continue", {}).get("scores", {}).get(key, {}).get("cosine"),
+                tasks.get("continue", {}).get("scores", {}).get(key, {}).get("chrf"),
+                tasks.get("repeat", {}).get("scores", {}).get(key, {}).get("wer"),
+                tasks.get("answer", {}).get("scores", {}).get(key, {}).get("accuracy"),
+            ]
+            text = [f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(cells, (12, 13, 10, 7))]
+            lines.append(f"{name:<18} {system:<10} " + " ".join(text))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spin-waiting threads collapse on a busy CPU
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    from voxlm.train.assets import cache_dir, minilm_dir, smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.speech import voices
+
+    step("1. offline base models")
+    whisper, smollm2 = whisper_tiny_en_dir(), smollm2_dir()
+    minilm_dir()
+    step("2. continuations")
+    # The full run's continuations are kept in the cache for every later run; the quick check's stay in its folder.
+    continuations = continuation_data(args, smollm2, run_dir if args.quick else cache_dir())
+    step("3. training speech")
+    table = train_table(args, continuations, run_dir, voices("train", max_wer=args.max_voice_wer))
+    step("4. evaluation speech")
+    tables = eval_tables(args, run_dir, voices("held_out", max_wer=args.max_voice_wer))
+    step("5. starting model")
+    start = starting_model(args, whisper, smollm2, run_dir)
+    step("6. adapter training")
+    trained = train(args, table, start, run_dir)
+    step("7. evaluation")
+    trained_results = evaluate(args, trained, tables, whisper, run_dir, "trained", cascade=True)
+    untrained_results = evaluate(args, start, tables, whisper, run_dir, "untrained", cascade=False)
+    report = summary(trained_results, untrained_results)
+    wall = time.perf_counter() - started
+    (run_dir / "summary.txt").write_text(report + f"\nwall time {wall / 60:.1f} min\n")
+    print("\n" + report + f"\nwall time of this invocation: {wall / 60:.1f} min (cached steps skipped)")
+
+
+if __name__ == "__main__":
+    main()

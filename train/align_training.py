@@ -1,0 +1,314 @@
+"""Step 2 of behaviour alignment: train the adapter so that the LLM, given the speech, behaves as given the text.
+
+`--objective blsp` (BLSP): cross-entropy on the continuation + EOS, the speech in place of the transcript under the
+same instruction as step 1. `--objective kd` (BLSP-KD, Wang et al., arXiv 2405.19041): KL divergence between the
+LLM's next-token distributions over the continuation given the transcript (teacher, no gradient) and given the
+speech (student), at a temperature; optionally plus a weighted cross-entropy. BLSP-KD also segments speech with
+continuous integrate-and-fire to align it token by token with the transcript; here the distributions are matched on
+the continuation tokens only, which both inputs share one for one.
+
+The speech encoder and the LLM stay frozen; only the adapter (and the layer weights of `audio_layer="mix"`) train.
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.nn import functional as F
+from transformers import Trainer, TrainingArguments
+from transformers.utils import logging
+
+from .align_continuations import SETTINGS_FILE
+from .align_data import (
+    assemble_voxlm,
+    check_columns,
+    data_root,
+    is_voxlm_folder,
+    load_table,
+    load_voxlm,
+    read_row_audio,
+)
+from .align_prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from .config import use_cpu
+from .data import SAMPLING_RATE
+
+logger = logging.get_logger(__name__)
+OBJECTIVES = ("blsp", "kd")
+TEACHER_PREFIX = "teacher_"
+
+
+@dataclass
+class AlignTrainArguments:
+    data: str = field(metadata={"help": "Continuation data: the output folder of `align continuations` (or a table)."})
+    model: str | None = field(
+        default=None, metadata={"help": "A VoxLM folder to start from (e.g. one whose adapter was warmed up)."}
+    )
+    audio_model: str | None = field(default=None, metadata={"help": "Speech model to assemble from (no --model)."})
+    text_model: str | None = field(default=None, metadata={"help": "Language model to assemble from (no --model)."})
+    adapter: str = field(default="blsp", metadata={"help": "Adapter preset (blsp, speechverse, ultravox) or JSON."})
+    audio_layer: str = field(default="-1", metadata={"help": "Encoder layer feeding the adapter: -1, k or mix."})
+    objective: Literal["blsp", "kd"] = field(
+        default="blsp", metadata={"help": "blsp (cross-entropy) or kd (BLSP-KD distillation)."}
+    )
+    kd_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of the KD loss."})
+    kd_ce_weight: float = field(default=0.0, metadata={"help": "Weight of the cross-entropy added to the KD loss."})
+    instruction: str | None = field(
+        default=None, metadata={"help": "Instruction with {transcript}; default: the one the continuations used."}
+    )
+    template: Literal["chat", "blsp", "plain"] | None = field(
+        default=None, metadata={"help": "Prompt template; default: the one the continuations used."}
+    )
+    split: str = field(default="train", metadata={"help": "Split of a DatasetDict or Hub data set."})
+    audio_column: str = field(default="audio", metadata={"help": "Column of audio references."})
+    transcript_column: str = field(default="transcript", metadata={"help": "Column of transcripts."})
+    continuation_column: str = field(default="continuation", metadata={"help": "Column of continuations."})
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+
+
+@dataclass
+class AlignTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with BLSP's step-2 settings (lr 5e-5, weight decay 0.05, clipping 1.0) as defaults."""
+
+    output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints and the final model go."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (BLSP: 5e-5)."})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (BLSP: 0.05)."})
+    warmup_steps: float = field(default=0.05, metadata={"help": "Warm-up steps, or a ratio of all steps if < 1."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Batch size per process (BLSP: 8)."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most N checkpoints."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the raw columns for the collator."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "Every trainable (adapter) parameter is used in each step."}
+    )
+
+    def __post_init__(self):
+        if not self.output_dir:
+            raise ValueError("`align train` needs --output_dir.")
+        if use_cpu():
+            self.use_cpu = True  # also makes several CPU processes (torchrun) one distributed job
+        super().__post_init__()
+
+
+# -------------------------------------------------------------------------------------------------- data
+def prompt_format_for(args: AlignTrainArguments) -> PromptFormat:
+    """The instruction and template given, else those recorded by `align continuations`, else BLSP's."""
+    recorded = {}
+    settings = Path(args.data) / SETTINGS_FILE
+    if settings.is_file():
+        recorded = json.loads(settings.read_text())
+    return PromptFormat(
+        args.instruction or recorded.get("instruction", BLSP_INSTRUCTION),
+        args.template or recorded.get("template", "chat"),
+    )
+
+
+@dataclass
+class AlignCollator:
+    """Rows (audio, transcript, continuation) -> speech-prompt inputs with labels on the continuation + EOS, and,
+    for distillation, the transcript-prompt inputs of the teacher under `teacher_*` keys."""
+
+    processor: object
+    prompt_format: PromptFormat
+    with_teacher: bool = False
+    audio_column: str = "audio"
+    transcript_column: str = "transcript"
+    continuation_column: str = "continuation"
+    audio_root: Path | None = None  # relative audio paths are read from here
+
+    def __call__(self, rows: list[dict]) -> dict:
+        tokenizer = self.processor.tokenizer
+        clips = [read_row_audio(row, self.audio_column, self.audio_root) for row in rows]
+        responses = [row[self.continuation_column] for row in rows]
+        speech_prompt = self.prompt_format.speech_prompt(tokenizer, self.processor.audio_token)
+        batch = self.processor.prepare_for_training(
+            [speech_prompt] * len(rows), responses, audio=clips, sampling_rate=SAMPLING_RATE
+        )
+        batch = dict(batch)
+        if self.with_teacher:
+            text_prompts = [self.prompt_format.text_prompt(tokenizer, row[self.transcript_column]) for row in rows]
+            teacher = self.processor.prepare_for_training(text_prompts, responses)
+            batch.update({TEACHER_PREFIX + key: teacher[key] for key in ("input_ids", "attention_mask", "labels")})
+        return batch
+
+
+# -------------------------------------------------------------------------------------------------- loss
+def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) labels -> the positions (K,) that predict a label in some row, and (B, K) the label each predicts
+    (-100 where none). Only these positions need the LM head (`logits_to_keep`)."""
+    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]  # position t predicts label t + 1
+    positions = (shifted != -100).any(dim=0).nonzero().squeeze(-1)
+    return positions, shifted[:, positions]
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    student_targets: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    teacher_targets: torch.Tensor,
+    temperature: float = 1.0,
+    num_items_in_batch: int | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """KL(teacher || student) of the next-token distributions over the response tokens, times T^2 (Hinton et al.),
+    summed and divided by `num_items_in_batch` (all response tokens of the accumulated batch) or by their count.
+
+    Logits are (B, K, V) at kept positions and targets (B, K) the labels those positions predict (-100: none), as
+    from `label_positions`; each row's response tokens pair up in order."""
+    student_mask, teacher_mask = student_targets != -100, teacher_targets != -100
+    student_counts, teacher_counts = student_mask.sum(-1), teacher_mask.sum(-1)
+    if not torch.equal(student_counts, teacher_counts):
+        raise ValueError(
+            f"Teacher and student responses differ in length ({teacher_counts.tolist()} vs {student_counts.tolist()} "
+            "tokens); both must be the same continuation."
+        )
+    student = F.log_softmax(student_logits[student_mask].float() / temperature, dim=-1)  # (M, V)
+    teacher = F.log_softmax(teacher_logits[teacher_mask].float() / temperature, dim=-1)
+    total = F.kl_div(student, teacher, log_target=True, reduction="sum") * temperature**2
+    denominator = num_items_in_batch if num_items_in_batch is not None else max(int(student_counts.sum()), 1)
+    return total / denominator
+
+
+def kd_loss(model, inputs: dict, temperature: float, ce_weight: float = 0.0, num_items_in_batch=None):
+    """BLSP-KD loss of a batch from `AlignCollator(with_teacher=True)`; returns (loss, student outputs).
+
+    Both forward passes compute the LM head only at the positions that predict a response token."""
+    inputs = dict(inputs)
+    teacher = {key[len(TEACHER_PREFIX) :]: inputs.pop(key) for key in list(inputs) if key.startswith(TEACHER_PREFIX)}
+    if not teacher:
+        raise ValueError("The KD loss needs teacher inputs; build batches with AlignCollator(with_teacher=True).")
+    teacher_positions, teacher_targets = label_positions(teacher["labels"])
+    with torch.no_grad():
+        teacher_logits = model(
+            input_ids=teacher["input_ids"], attention_mask=teacher["attention_mask"], logits_to_keep=teacher_positions
+        ).logits
+    positions, targets = label_positions(inputs.pop("labels"))
+    outputs = model(**inputs, logits_to_keep=positions)
+    loss = distillation_loss(outputs.logits, targets, teacher_logits, teacher_targets, temperature, num_items_in_batch)
+    if ce_weight:
+        mask = targets != -100
+        denominator = num_items_in_batch if num_items_in_batch is not None else max(int(mask.sum()), 1)
+        cross_entropy = F.cross_entropy(outputs.logits[mask].float(), targets[mask], reduction="sum") / denominator
+        loss = loss + ce_weight * cross_entropy
+    return loss, outputs
+
+
+class AlignTrainer(Trainer):
+    """`Trainer` with the BLSP-KD loss when `objective="kd"` (the BLSP objective is the model's own loss)."""
+
+    def __init__(self, *args, objective: str = "blsp", kd_temperature: float = 1.0, kd_ce_weight: float = 0.0, **kw):
+        super().__init__(*args, **kw)
+        self.objective, self.kd_temperature, self.kd_ce_weight = objective, kd_temperature, kd_ce_weight
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.objective == "blsp":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = kd_loss(model, inputs, self.kd_temperature, self.kd_ce_weight, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # `num_items_in_batch` counts every process's tokens
+        return (loss, outputs) if return_outputs else loss
+
+
+# ------------------------------------------------------------------------------------------------- model
+def build_model(args: AlignTrainArguments):
+    """A VoxLM checkpoint (`--model`) or a fresh assembly (`--audio_model` + `--text_model`), adapter-only trainable."""
+    if args.model:
+        if not is_voxlm_folder(args.model):
+            raise ValueError(
+                f"--model {args.model} is not a VoxLM folder; to assemble one pass --audio_model/--text_model."
+            )
+        model, processor = load_voxlm(args.model)
+    elif args.audio_model and args.text_model:
+        adapter = json.loads(args.adapter) if args.adapter.lstrip().startswith("{") else args.adapter
+        audio_layer = args.audio_layer if args.audio_layer == "mix" else int(args.audio_layer)
+        model, processor = assemble_voxlm(args.audio_model, args.text_model, adapter, audio_layer)
+    else:
+        raise ValueError("Pass --model (a VoxLM folder) or both --audio_model and --text_model.")
+    model.train_adapter_only()
+    return model, processor
+
+
+def load_training_rows(args: AlignTrainArguments):
+    table = load_table(args.data, args.split, args.limit)
+    columns = [args.audio_column, args.continuation_column]
+    if args.objective == "kd":
+        columns.append(args.transcript_column)
+    check_columns(table, columns, args.data)
+    if "length" not in table.column_names and args.transcript_column in table.column_names:
+        # For `--train_sampling_strategy group_by_length`: characters stand in for audio + response length.
+        lengths = [len(t) + len(c) for t, c in zip(table[args.transcript_column], table[args.continuation_column])]
+        table = table.add_column("length", lengths)
+    return table
+
+
+def train(args: AlignTrainArguments, training_args: AlignTrainingArguments):
+    """Run step 2 and save the model and processor to `training_args.output_dir`; returns the trainer."""
+    if args.objective not in OBJECTIVES:
+        raise ValueError(f"Unknown objective {args.objective!r}; use one of {', '.join(OBJECTIVES)}.")
+    model, processor = build_model(args)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    logger.info(f"Training {trainable:,} of {total:,} parameters (adapter only), objective {args.objective}.")
+    collator = AlignCollator(
+        processor,
+        prompt_format_for(args),
+        with_teacher=args.objective == "kd",
+        audio_column=args.audio_column,
+        transcript_column=args.transcript_column,
+        continuation_column=args.continuation_column,
+        audio_root=data_root(args.data),
+    )
+    trainer = AlignTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=load_training_rows(args),
+        data_collator=collator,
+        processing_class=processor,
+        objective=args.objective,
+        kd_temperature=args.kd_temperature,
+        kd_ce_weight=args.kd_ce_weight,
+    )
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        settings = {"prompt_format": collator.prompt_format.to_dict(), "objective": args.objective}
+        (Path(training_args.output_dir) / "align_settings.json").write_text(json.dumps(settings, indent=2))
+        run_info(args, training_args, trainer, collator.prompt_format, time.perf_counter() - started).save(
+            training_args.output_dir
+        )
+        logger.info(f"Saved the model, processor and run_info.json to {training_args.output_dir}.")
+    return trainer
+
+
+def run_info(args: AlignTrainArguments, training_args, trainer, prompt_format: PromptFormat, seconds: float):
+    """The run record for the model card (`voxlm push`): a starting checkpoint's record plus this stage."""
+    from voxlm.hub_cards import RUN_INFO_NAME, RunInfo, describe_hardware
+
+    start = Path(args.model) if args.model else None
+    info = RunInfo.load(start) if start and (start / RUN_INFO_NAME).is_file() else RunInfo(kind="voxlm")
+    recipe = "blsp" if args.objective == "blsp" else "blsp-kd"
+    info.recipe = recipe if info.recipe in (None, recipe) else f"{info.recipe} + {recipe}"
+    if not info.base_models and args.audio_model:
+        info.base_models = {"audio": args.audio_model, "text": args.text_model}
+    model = trainer.model
+    description = {
+        "blsp": "adapter only: the LLM given the speech learns to write its own continuation of the transcript",
+        "kd": f"adapter only: KL to the LLM's next-token distributions given the transcript (T={args.kd_temperature})",
+    }[args.objective]
+    info.add_stage(
+        recipe,
+        model,
+        description=description,
+        trained=[name for name in ("projector", "layer_mix") if getattr(model, name, None) is not None],
+        steps=trainer.state.global_step,
+        epochs=round(float(trainer.state.epoch or 0), 3),
+        learning_rate=training_args.learning_rate,
+    )
+    info.datasets.append({"id": str(args.data), "description": "speech, transcripts and LLM continuations"})
+    previous = float(info.training.get("seconds", 0))
+    info.training = {**info.training, "seconds": round(previous + seconds), "hardware": describe_hardware()}
+    info.training["seed"] = training_args.seed
+    info.instruction = prompt_format.instruction.replace(TRANSCRIPT, "").strip()
+    return info
