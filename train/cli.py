@@ -5,10 +5,12 @@ parser and sets `func` (called with the parsed arguments, returning an exit code
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> module defining `register(subparsers)`; these modules import torch and transformers only when they run.
 SUBCOMMANDS = {
+    "demo": "voxlm.train.demo",
     "push": "voxlm.hub_cards.push",
 }
 
@@ -24,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Threads that spin while waiting starve everything else on a small shared machine (a 42 ms encoder call took
+    # 1.3 s with 2 spinning threads on a busy 2-core box); must be set before torch loads OpenMP.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
