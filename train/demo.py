@@ -37,7 +37,8 @@ TEXT_PROMPTS = {
 }
 SPEECH_PROMPTS = {"repeat": REPEAT, "continue": CONTINUE, "answer": ANSWER}
 MAX_NEW_TOKENS = {"repeat": 48, "continue": 48, "answer": 12}
-SETS = ("heldout", "real", "questions")  # held-out voices, real recordings, spoken questions (held-out voices)
+SETS = ("heldout", "real", "questions")
+SHIPPED = "VoxLM"  # held-out voices, real recordings, spoken questions (held-out voices)
 
 
 def say(message: str) -> None:
@@ -64,15 +65,21 @@ class Workdir:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def build_eval_data(folder: Path, per_set: int, seed: int = 11) -> None:
-    """Held-out sentences and questions in held-out voices, and the real recordings, as `save_to_disk` folders."""
+def build_eval_data(folder: Path, per_set: int, seed: int = 11, heldout_spec=None) -> None:
+    """Held-out sentences and questions in held-out voices (or `heldout_spec`, rows of the user's data set, for the
+    sentences), and the real recordings, as `save_to_disk` folders."""
     from voxlm.train.sentences import sentences, spoken_questions
     from voxlm.train.shipped import heldout_voices
     from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
 
     voices = heldout_voices()
-    texts = sentences(per_set, "held_out", seed)
-    synthetic_speech_dataset(texts, voices, seed=seed, progress=False).save_to_disk(str(folder / "heldout"))
+    if heldout_spec is None:
+        texts = sentences(per_set, "held_out", seed)
+        synthetic_speech_dataset(texts, voices, seed=seed, progress=False).save_to_disk(str(folder / "heldout"))
+    else:
+        from voxlm.train.data import load_dataset_spec
+
+        load_dataset_spec(heldout_spec).select_columns(["audio", "text"]).save_to_disk(str(folder / "heldout"))
     recordings_dataset().save_to_disk(str(folder / "real"))
     rng = np.random.default_rng(seed)
     pool = spoken_questions("held_out")
@@ -86,13 +93,14 @@ def build_eval_data(folder: Path, per_set: int, seed: int = 11) -> None:
 def load_eval_data(folder: Path) -> dict:
     from datasets import load_from_disk
 
-    from voxlm.train.speech import audio_of
+    from voxlm.train.data import read_audio
 
     data = {}
     for name in SETS:
         table = load_from_disk(str(folder / name))
+        rates = table["sampling_rate"] if "sampling_rate" in table.column_names else [None] * len(table)
         data[name] = {
-            "audio": [audio_of(row) for row in table],
+            "audio": [read_audio(row["audio"], source_rate=rate) for row, rate in zip(table, rates)],
             "text": table["text"],
             **({"answer": table["answer"], "aliases": table["aliases"]} if "answer" in table.column_names else {}),
         }
@@ -139,15 +147,16 @@ def worker(model_dir: Path, data_dir: Path, out: Path) -> None:
     out.write_text(json.dumps(responses, indent=2))
 
 
-def text_system(transcripts: dict[str, list[str]], smollm2: Path) -> dict:
-    """SmolLM2's responses to the text prompts, for the given transcripts of each set."""
+def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
+    """The language model's responses to the text prompts, for the given transcripts of each set."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from voxlm.train.align_continuations import greedy_config
     from voxlm.train.align_evaluate import text_responses
 
-    model = AutoModelForCausalLM.from_pretrained(smollm2).eval()
-    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    model = AutoModelForCausalLM.from_pretrained(text_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(text_model)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     responses = {}
     for name, (dataset, task) in REQUESTS.items():
         prompts = [
@@ -226,12 +235,64 @@ def save_shipped_folder(folder: Path) -> None:
     save_run(folder, model, processor, info)
 
 
-def save_untrained_folder(folder: Path) -> None:
+def save_untrained_folder(folder: Path, audio_model, text_model) -> None:
+    """The same architecture with a freshly initialised adapter (the baseline)."""
     from voxlm.hub_cards import RunInfo, save_run
     from voxlm.train.shipped import untrained
 
-    model, processor = untrained()
+    model, processor = untrained(audio_model=audio_model, text_model=text_model)
     save_run(folder, model, processor, RunInfo(recipe="untrained adapter (baseline)"))
+
+
+def cascade_transcripts(audio_model, data: dict) -> dict | None:
+    """The cascade's first stage: transcripts by the audio model, when it is a Whisper model that can transcribe."""
+    from transformers import AutoConfig, AutoProcessor, WhisperForConditionalGeneration
+
+    from voxlm.train.speech import transcribe
+
+    if AutoConfig.from_pretrained(audio_model).model_type != "whisper":
+        return None
+    model = WhisperForConditionalGeneration.from_pretrained(audio_model).eval()
+    processor = AutoProcessor.from_pretrained(audio_model)
+    return {name: transcribe(data[name]["audio"], model=model, processor=processor) for name in SETS}
+
+
+def train_from_scratch(work: Path, audio_model, text_model, spec, steps: float | None, continued: int) -> Path:
+    """Train an adapter for the given models with the shipped recipe on the user's ASR data (`spec`): the LLM writes
+    continuations of the first `continued` transcripts, espeak-ng speaks the question set. Returns the final folder."""
+    import yaml
+
+    from voxlm.train.config import load_yaml
+    from voxlm.train.data import load_dataset_spec
+    from voxlm.train.launch import run_accelerate
+    from voxlm.train.shipped import RECIPE, build_questions, continuations
+
+    data = work / "train-data"
+    if not (data / "continue_train" / "state.json").is_file():
+        table = load_dataset_spec(spec)
+        table = table.select(range(min(continued, len(table)))).select_columns(["audio", "text"])
+        written = continuations(table["text"], data / "blsp", text_model)
+        table.add_column("continuation", written).save_to_disk(str(data / "continue_train"))
+    build_questions(data)
+    os.environ.update(VOXLM_DATA=str(data), VOXLM_RUN=str(work / "train"), VOXLM_WHISPER=str(audio_model),
+                      VOXLM_SMOLLM2=str(text_model))  # fmt: skip
+    recipe = load_yaml(str(RECIPE))
+    user = {"path": spec.path, "split": spec.split, "config": spec.config, "columns": spec.columns}
+    recipe["datasets"]["asr_train"] = {**user, "task": "asr"}
+    recipe["datasets"]["asr_heldout_voices"] = {**recipe["datasets"].pop("asr_heldout_voices"), "max_samples": 24}
+    recipe["datasets"].pop("asr_real")
+    for stage in recipe["stages"]:
+        stage["eval_datasets"] = [name for name in stage.get("eval_datasets", []) if name != "asr_real"]
+        if steps is not None:
+            stage["max_steps"] = max(1, round(stage["max_steps"] * steps))
+    path = work / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    resume = (work / "train").is_dir()
+    arguments = ["--config", str(path)] + (["--resume_from_checkpoint"] if resume else [])
+    say(f"  accelerate launch -m voxlm.train.curriculum --config {path}{' --resume_from_checkpoint' * resume}")
+    if run_accelerate("voxlm.train.curriculum", arguments, 1).returncode != 0:
+        raise RuntimeError("training stopped; rerun `voxlm demo` with the same options to continue.")
+    return work / "train" / "final"
 
 
 def finetune(work: Path, steps: int, sentences: int, seed: int) -> Path:
@@ -288,26 +349,64 @@ def finetune(work: Path, steps: int, sentences: int, seed: int) -> Path:
     return work / "finetune" / "final"
 
 
+def user_data_spec(args):
+    """The user's ASR data set (`--data`: a Hub name or a local folder/file) as a data set spec."""
+    from voxlm.train.data import DatasetSpec
+
+    columns = {"audio": args.audio_column, "text": args.text_column}
+    return DatasetSpec(path=args.data, split=args.train_split, config=args.data_config, columns=columns, name="data")
+
+
+def synthetic_spec(work: Path):
+    """Without `--data`: espeak-ng speech of the project's training sentences."""
+    from voxlm.train.data import DatasetSpec
+    from voxlm.train.sentences import sentences
+    from voxlm.train.shipped import training_voices
+    from voxlm.train.speech import synthetic_speech_dataset
+
+    folder = work / "train-data" / "asr_train"
+    if not (folder / "state.json").is_file():
+        synthetic_speech_dataset(sentences(6000, "train", 0), training_voices()).save_to_disk(str(folder))
+    return DatasetSpec(path=str(folder), name="asr_train")
+
+
 # ------------------------------------------------------------------------------------------------- main
 def run(args: argparse.Namespace) -> int:
     started = time.time()
     work = Workdir(args.workdir.resolve())
     say(f"VoxLM demo in {work.path} (reruns reuse finished steps; delete the folder to start over)")
 
-    say("\n[1/6] offline base models")
-    from voxlm.train.assets import minilm_dir, smollm2_dir, whisper_tiny_en_dir
+    custom = bool(args.audio_model or args.text_model or args.data)
+    say("\n[1/6] base models")
+    from voxlm.train.align_evaluate import default_embedding_model
+    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
 
-    whisper, smollm2 = whisper_tiny_en_dir(), smollm2_dir()
-    say(f"  Whisper tiny.en: {whisper}\n  SmolLM2-135M-Instruct: {smollm2}")
+    audio_model = args.audio_model or whisper_tiny_en_dir()
+    text_model = args.text_model or smollm2_dir()
+    say(f"  speech encoder: {audio_model}\n  language model: {text_model}")
 
-    say("\n[2/6] shipped checkpoint -> Hub-ready folder")
     model_dir, untrained_dir = work.path / "model", work.path / "untrained"
-    if work.done("model"):
-        say(f"  reusing {model_dir}")
+    spec = user_data_spec(args) if args.data else None
+    if custom:
+        say("\n[2/6] training an adapter with the shipped recipe (your models, your data)")
+        if work.done("model"):
+            say(f"  reusing {model_dir}")
+        else:
+            import shutil
+
+            final = train_from_scratch(work.path, audio_model, text_model, spec or synthetic_spec(work.path),
+                                       args.train_steps, args.continued)  # fmt: skip
+            shutil.copytree(final, model_dir, dirs_exist_ok=True)
+            save_untrained_folder(untrained_dir, audio_model, text_model)
+            work.finish("model")
     else:
-        save_shipped_folder(model_dir)
-        save_untrained_folder(untrained_dir)
-        work.finish("model")
+        say("\n[2/6] shipped checkpoint -> Hub-ready folder")
+        if work.done("model"):
+            say(f"  reusing {model_dir}")
+        else:
+            save_shipped_folder(model_dir)
+            save_untrained_folder(untrained_dir, audio_model, text_model)
+            work.finish("model")
     say(f"  {model_dir}: {', '.join(sorted(p.name for p in model_dir.iterdir()))}")
 
     say("\n[3/6] held-out speech")
@@ -315,7 +414,12 @@ def run(args: argparse.Namespace) -> int:
     if work.done("data"):
         say(f"  reusing {data_dir}")
     else:
-        build_eval_data(data_dir, args.eval_size)
+        heldout = None
+        if spec is not None:
+            from dataclasses import replace
+
+            heldout = replace(spec, split=args.eval_split, max_samples=args.eval_size)
+        build_eval_data(data_dir, args.eval_size, heldout_spec=heldout)
         work.finish("data")
     data = load_eval_data(data_dir)
     say("  " + ", ".join(f"{name}: {len(data[name]['text'])} clips" for name in SETS))
@@ -324,24 +428,27 @@ def run(args: argparse.Namespace) -> int:
     scores = work.done("scores") or {}
     if not scores:
         from voxlm.train.align_evaluate import SentenceEmbedder
-        from voxlm.train.speech import transcribe
 
-        say("  shipped model (fresh process)")
+        say("  trained model (fresh process)")
         shipped = speech_system(model_dir, data_dir, work.path / "responses-shipped.json")
         say("  untrained adapter (fresh process)")
         baseline = speech_system(untrained_dir, data_dir, work.path / "responses-untrained.json")
-        say("  cascade: Whisper tiny.en transcripts -> SmolLM2; reference: SmolLM2 on the true transcripts")
-        heard = {name: transcribe(data[name]["audio"]) for name in SETS}
-        cascade = text_system(heard, smollm2)
-        reference = text_system({name: data[name]["text"] for name in SETS}, smollm2)
-        embedder = SentenceEmbedder(str(minilm_dir()))
+        say("  reference: the language model on the true transcripts")
+        reference = text_system({name: data[name]["text"] for name in SETS}, text_model)
+        embedder = SentenceEmbedder(default_embedding_model())
         scores = {
-            "VoxLM (shipped)": score(shipped, data, reference, embedder),
+            SHIPPED: score(shipped, data, reference, embedder),
             "untrained adapter": score(baseline, data, reference, embedder),
-            "cascade": score(cascade, data, reference, embedder),
         }
-        (work.path / "responses-cascade.json").write_text(json.dumps({"transcripts": heard, **cascade}, indent=2))
-        show_examples(data, shipped, cascade, heard)
+        heard = cascade_transcripts(audio_model, data)
+        if heard is None:
+            say("  (no cascade: the speech encoder is not a Whisper model that can transcribe)")
+        else:
+            say("  cascade: the Whisper model's transcripts -> the language model")
+            cascade = text_system(heard, text_model)
+            scores["cascade"] = score(cascade, data, reference, embedder)
+            (work.path / "responses-cascade.json").write_text(json.dumps({"transcripts": heard, **cascade}, indent=2))
+            show_examples(data, shipped, cascade, heard)
         work.finish("scores", scores)
     say("\n" + table(scores))
 
@@ -357,9 +464,9 @@ def run(args: argparse.Namespace) -> int:
         from voxlm.train.align_evaluate import SentenceEmbedder
 
         tuned = speech_system(work.path / "finetune" / "final", data_dir, work.path / "responses-finetuned.json")
-        reference = text_system({name: data[name]["text"] for name in SETS}, smollm2)
-        work.finish("after", score(tuned, data, reference, SentenceEmbedder(str(minilm_dir()))))
-    say(table({"VoxLM (shipped)": scores["VoxLM (shipped)"], "VoxLM fine-tuned": work.done("after")}))
+        reference = text_system({name: data[name]["text"] for name in SETS}, text_model)
+        work.finish("after", score(tuned, data, reference, SentenceEmbedder(default_embedding_model())))
+    say(table({SHIPPED: scores[SHIPPED], "VoxLM fine-tuned": work.done("after")}))
     say(f"\nDone in {(time.time() - started) / 60:.1f} min. The Hub-ready model is {model_dir}; push it with "
         f"`voxlm push {model_dir} <user>/<repo>`.")  # fmt: skip
     return 0
@@ -371,6 +478,17 @@ def register(subparsers) -> None:
     parser.add_argument("--eval-size", type=int, default=24, help="held-out sentences and questions")
     parser.add_argument("--finetune-steps", type=int, default=30, help="fine-tuning steps (step 5)")
     parser.add_argument("--finetune-sentences", type=int, default=400, help="fresh sentences for fine-tuning")
+    hub = parser.add_argument_group("your own models and data (trains an adapter instead of loading the shipped one)")
+    hub.add_argument("--audio-model", help="speech encoder: Hub id or folder (e.g. openai/whisper-small)")
+    hub.add_argument("--text-model", help="instruction-tuned LLM: Hub id or folder (e.g. Qwen/Qwen2.5-1.5B-Instruct)")
+    hub.add_argument("--data", help="ASR data set: Hub id, save_to_disk folder or file, with audio and text")
+    hub.add_argument("--data-config", default=None, help="the data set's configuration name")
+    hub.add_argument("--train-split", default="train", help="split to train on (slices such as train[:5000] work)")
+    hub.add_argument("--eval-split", default="test", help="split of held-out rows for the evaluation")
+    hub.add_argument("--audio-column", default="audio", help="the data set's audio column")
+    hub.add_argument("--text-column", default="text", help="the data set's transcript column")
+    hub.add_argument("--continued", type=int, default=3000, help="transcripts the LLM continues (BLSP data)")
+    hub.add_argument("--train-steps", type=float, default=None, help="scale the recipe's step budgets (e.g. 0.5)")
     parser.set_defaults(func=run)
 
 

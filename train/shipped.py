@@ -79,40 +79,50 @@ def continuations(texts: list[str], folder: Path, smollm2: Path, processes: int 
     return rows["continuation"]
 
 
-def build_data(folder: Path, sentences: int = 6000, continued: int = 3000, seed: int = 0, processes: int = 1) -> None:
-    """The data sets of the shipped recipe, saved with `save_to_disk` under `folder` (existing ones are reused)."""
-    from voxlm.train.assets import smollm2_dir
+def _save(folder: Path, name: str, build) -> None:
+    """Build a data set and `save_to_disk` it as `folder/name`, unless it is already there."""
+    if (folder / name / "state.json").is_file():
+        logger.warning(f"reusing {folder / name}")
+        return
+    started = time.time()
+    dataset = build()
+    dataset.save_to_disk(str(folder / name))
+    logger.warning(f"built {name}: {len(dataset)} rows in {time.time() - started:.0f} s")
+
+
+def build_questions(folder: Path, seed: int = 0) -> None:
+    """Spoken questions (train voices, 4 renditions each; held-out ones in held-out voices), held-out sentences in
+    held-out voices, and the real recordings: the data sets that do not depend on the language model."""
     from voxlm.train.sentences import sentences as make_sentences
     from voxlm.train.sentences import spoken_questions
     from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
-
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def save(name: str, build) -> None:
-        if (folder / name / "state.json").is_file():
-            logger.warning(f"reusing {folder / name}")
-            return
-        started = time.time()
-        dataset = build()
-        dataset.save_to_disk(str(folder / name))
-        logger.warning(f"built {name}: {len(dataset)} rows in {time.time() - started:.0f} s")
 
     def questions(split: str, voice_list, renditions: int, offset: int):
         items = spoken_questions(split) * renditions
         dataset = synthetic_speech_dataset([q.question for q in items], voice_list, seed=seed + offset)
         return dataset.add_column("answer", [q.answer for q in items])
 
+    _save(folder, "qa_train", lambda: questions("train", training_voices(), 4, 2))
+    heldout = make_sentences(120, "held_out", seed)
+    _save(folder, "asr_heldout", lambda: synthetic_speech_dataset(heldout, heldout_voices(), seed=seed + 3))
+    _save(folder, "asr_real", recordings_dataset)
+    _save(folder, "qa_heldout", lambda: questions("held_out", heldout_voices(), 1, 4))
+
+
+def build_data(folder: Path, sentences: int = 6000, continued: int = 3000, seed: int = 0, processes: int = 1) -> None:
+    """The data sets of the shipped recipe, saved with `save_to_disk` under `folder` (existing ones are reused)."""
+    from voxlm.train.assets import smollm2_dir
+    from voxlm.train.sentences import sentences as make_sentences
+    from voxlm.train.speech import synthetic_speech_dataset
+
+    folder.mkdir(parents=True, exist_ok=True)
     texts = make_sentences(sentences, "train", seed)
-    save("asr_train", lambda: synthetic_speech_dataset(texts, training_voices(), seed=seed))
+    _save(folder, "asr_train", lambda: synthetic_speech_dataset(texts, training_voices(), seed=seed))
     if not (folder / "continue_train" / "state.json").is_file():
         written = continuations(texts[:continued], folder / "blsp", smollm2_dir(), processes)
         spoken = synthetic_speech_dataset(texts[:continued], training_voices(), seed=seed + 1)
-        save("continue_train", lambda: spoken.add_column("continuation", written))
-    save("qa_train", lambda: questions("train", training_voices(), 4, 2))
-    heldout = make_sentences(120, "held_out", seed)
-    save("asr_heldout", lambda: synthetic_speech_dataset(heldout, heldout_voices(), seed=seed + 3))
-    save("asr_real", recordings_dataset)
-    save("qa_heldout", lambda: questions("held_out", heldout_voices(), 1, 4))
+        _save(folder, "continue_train", lambda: spoken.add_column("continuation", written))
+    build_questions(folder, seed)
 
 
 # --------------------------------------------------------------------------------------------------- train
@@ -213,18 +223,17 @@ def assemble(folder: Path | None = None, dtype: torch.dtype = torch.float32):
     return model.eval(), processor
 
 
-def untrained(dtype: torch.dtype = torch.float32, seed: int = 0):
-    """The same architecture with a freshly initialised adapter (the demo's baseline)."""
-    from voxlm.modeling import VoxLMConfig, VoxLMForConditionalGeneration
+def untrained(audio_model=None, text_model=None, dtype: torch.dtype = torch.float32, seed: int = 0):
+    """The shipped architecture (BLSP adapter, last encoder layer) with a freshly initialised adapter, on the given
+    parts (default: the offline base assets): the demo's baseline."""
+    from voxlm.modeling import VoxLMForConditionalGeneration
     from voxlm.processing import VoxLMProcessor
     from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
 
-    config = VoxLMConfig.from_pretrained(shipped_dir())
+    audio_model, text_model = audio_model or whisper_tiny_en_dir(), text_model or smollm2_dir()
     torch.manual_seed(seed)
-    model = VoxLMForConditionalGeneration.from_parts(
-        whisper_tiny_en_dir(), smollm2_dir(), adapter=config.adapter, audio_layer=config.audio_layer, dtype=dtype
-    )
-    return model.eval(), VoxLMProcessor.from_parts(whisper_tiny_en_dir(), smollm2_dir(), model.config)
+    model = VoxLMForConditionalGeneration.from_parts(audio_model, text_model, adapter="blsp", dtype=dtype)
+    return model.eval(), VoxLMProcessor.from_parts(audio_model, text_model, model.config)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
