@@ -346,7 +346,11 @@ class VoxLMProcessor(ProcessorMixin):
         )
 
     def _flatten_messages(self, messages: list[dict]) -> tuple[list[dict], list]:
-        """Content lists -> strings with audio placeholders, and the audio they reference, in order."""
+        """Content lists -> strings with audio placeholders, and the audio they reference, in order.
+
+        An audio item followed by text is separated from it by a line break (`"<|audio|>\\nTranscribe..."`), the
+        layout VoxLM's training recipes use.
+        """
         flat, audio = [], []
         for message in messages:
             content = message.get("content")
@@ -365,7 +369,11 @@ class VoxLMProcessor(ProcessorMixin):
                     parts.append(item["text"])
                 else:
                     raise ValueError(f"Unsupported content item type {item.get('type')!r}; use 'text' or 'audio'.")
-            flat.append({**message, "content": "".join(parts)})
+            text = "".join(
+                part + ("\n" if part == self.audio_token and following != self.audio_token else "")
+                for part, following in zip(parts, [*parts[1:], self.audio_token])
+            )
+            flat.append({**message, "content": text})
         return flat, audio
 
     def _assistant_segments(self, messages: list[dict], template: str | None) -> list[tuple[str, bool]]:

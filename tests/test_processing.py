@@ -102,7 +102,7 @@ def test_chat_template_with_audio_items(whisper_pair):
         {"role": "user", "content": [{"type": "audio", "audio": tone(1.0)}, {"type": "text", "text": " transcribe"}]}
     ]
     text = processor.apply_chat_template(conversation, add_generation_prompt=True)
-    assert text == "<|im_start|>user\n<|audio|> transcribe<|im_end|>\n<|im_start|>assistant\n"
+    assert text == "<|im_start|>user\n<|audio|>\n transcribe<|im_end|>\n<|im_start|>assistant\n"
     inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, sampling_rate=SR)
     manual = processor(text=[text], audio=[tone(1.0)], sampling_rate=SR)
     assert torch.equal(inputs["input_ids"], manual["input_ids"])

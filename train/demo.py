@@ -226,13 +226,9 @@ def show_examples(data: dict, shipped: dict, cascade: dict, cascade_transcripts:
 # ------------------------------------------------------------------------------------------------ steps
 def save_shipped_folder(folder: Path) -> None:
     """Assemble the shipped checkpoint with the base assets and save it as a Hub-ready folder with its card."""
-    from voxlm.hub_cards import RunInfo, save_run
-    from voxlm.train.shipped import assemble, shipped_dir
+    from voxlm.train.shipped import hub_folder
 
-    model, processor = assemble()
-    info_file = shipped_dir() / "run_info.json"
-    info = RunInfo(**json.loads(info_file.read_text())) if info_file.is_file() else RunInfo(recipe="VoxLM shipped")
-    save_run(folder, model, processor, info)
+    hub_folder(folder)
 
 
 def save_untrained_folder(folder: Path, audio_model, text_model) -> None:
@@ -404,6 +400,9 @@ def run(args: argparse.Namespace) -> int:
         if work.done("model"):
             say(f"  reusing {model_dir}")
         else:
+            import shutil
+
+            shutil.rmtree(model_dir, ignore_errors=True)  # a step cut short leaves a partial folder
             save_shipped_folder(model_dir)
             save_untrained_folder(untrained_dir, audio_model, text_model)
             work.finish("model")

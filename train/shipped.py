@@ -17,7 +17,9 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -158,10 +160,12 @@ def trained_state(model) -> dict[str, torch.Tensor]:
     return {name: tensor for name, tensor in model.state_dict().items() if name.startswith(TRAINED_PREFIXES)}
 
 
-def export(final: Path, destination: Path | None = None, card_fields: dict | None = None) -> Path:
-    """Write the shipped files from a finished run's `final` folder: adapter weights (float16), config, run info."""
+def export(final: Path, destination: Path | None = None, notes: str | None = None, metrics: list | None = None) -> Path:
+    """Write the shipped files from a finished run's `final` folder: adapter weights (float16), config, the run's
+    record (with `notes` and `metrics` added, and the training time of `timings.json` beside the run) and the card."""
     from safetensors.torch import save_file
 
+    from voxlm.hub_cards import RunInfo
     from voxlm.modeling import VoxLMForConditionalGeneration
 
     destination = destination or shipped_dir()
@@ -171,12 +175,33 @@ def export(final: Path, destination: Path | None = None, card_fields: dict | Non
     tensors = {name: tensor.to(torch.float16).contiguous() for name, tensor in trained_state(model).items()}
     save_file(tensors, str(destination / ADAPTER_FILE), metadata={"format": "pt"})
     model.config.to_json_file(str(destination / "config.json"))
-    for name in ("run_info.json", "training_summary.json"):
-        if (final / name).is_file():
-            (destination / name).write_text((final / name).read_text())
-    if card_fields:
-        (destination / "card_fields.json").write_text(json.dumps(card_fields, indent=2))
+    if (final / "training_summary.json").is_file():
+        (destination / "training_summary.json").write_text((final / "training_summary.json").read_text())
+    info = RunInfo.load(final)
+    timings = final.parent / "timings.json"
+    if timings.is_file():
+        info.training.update(json.loads(timings.read_text()))
+    info.base_models = {"audio": "openai/whisper-tiny.en", "text": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    info.notes = notes or info.notes
+    info.metrics = metrics if metrics is not None else info.metrics
+    info.save(destination)
+    with tempfile.TemporaryDirectory() as folder:
+        hub_folder(Path(folder) / "model", destination)
+        shutil.copyfile(Path(folder) / "model" / "README.md", destination / "README.md")
     return destination
+
+
+def hub_folder(folder: Path, shipped: Path | None = None) -> Path:
+    """The shipped checkpoint assembled with the base assets, saved as a Hub-ready folder with its model card."""
+    from voxlm.hub_cards import RunInfo, save_run
+    from voxlm.hub_cards.push import export_folder
+
+    shipped = shipped or shipped_dir()
+    model, processor = assemble(shipped)
+    with tempfile.TemporaryDirectory() as run:
+        save_run(run, model, processor, RunInfo.load(shipped))
+        export_folder(run, folder, repo_id=f"voxlm/{SHIPPED_NAME}")
+    return folder
 
 
 def _check_base_untouched(model) -> None:
