@@ -133,11 +133,11 @@ class SpeechTokProcessor(ProcessorMixin):
         if texts is None and audio_tokens is None:
             raise ValueError("SpeechTokProcessor needs `text`, `audio_tokens` or `audio`.")
         if texts is not None and audio_tokens is not None and len(texts) != len(audio_tokens):
-            raise ValueError(f"Got {len(texts)} texts but units of {len(audio_tokens)} clips; give one of each per example.")
+            raise ValueError(
+                f"Got {len(texts)} texts but units of {len(audio_tokens)} clips; give one of each per example."
+            )
         size = len(texts) if texts is not None else len(audio_tokens)
-        text_ids = (
-            self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts is not None else [None] * size
-        )
+        text_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts is not None else [None] * size
         max_length = (max_length if max_length is not None else self.max_length) if truncation else None
         rows = [
             self._encode_one(text_ids[i], audio_tokens[i] if audio_tokens is not None else None, max_length)
@@ -215,7 +215,8 @@ class SpeechTokProcessor(ProcessorMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        hub_kwargs = {key: kwargs[key] for key in ("revision", "token", "cache_dir", "local_files_only") if key in kwargs}
+        hub_keys = ("revision", "token", "cache_dir", "local_files_only")
+        hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
         local = os.path.isdir(pretrained_model_name_or_path)
         if local and not os.path.isdir(os.path.join(pretrained_model_name_or_path, SPEECH_UNITS_FOLDER)):
             return processor
@@ -241,9 +242,7 @@ def _extend_tokenizer(tokenizer, markers: list[str], audio_vocabulary: list[str]
     vocab = tokenizer.get_vocab()
     missing_markers = [marker for marker in markers if marker not in vocab]
     if missing_markers:
-        tokenizer.add_special_tokens(
-            {"additional_special_tokens": missing_markers}, replace_extra_special_tokens=False
-        )
+        tokenizer.add_special_tokens({"additional_special_tokens": missing_markers}, replace_extra_special_tokens=False)
     missing = [token for token in audio_vocabulary if token not in vocab]
     if missing:
         tokenizer.add_tokens([AddedToken(token, normalized=False, special=False) for token in missing])

@@ -183,7 +183,8 @@ class SpeechUnitTokenizer(PreTrainedModel):
             self.backbone = AutoModel.from_config(config.backbone_config)
         if config.backend == "kmeans":
             # (num_units, hidden): fitted by `fit_kmeans`, saved in model.safetensors with the encoder weights
-            self.register_buffer("centroids", torch.zeros(config.num_units, encoder_hidden_size(config.backbone_config)))
+            width = encoder_hidden_size(config.backbone_config)
+            self.register_buffer("centroids", torch.zeros(config.num_units, width))
         self._feature_extractor = None
         self.post_init()
 
@@ -442,7 +443,9 @@ class SpeechUnitTokenizer(PreTrainedModel):
         if backend is None:
             backend = "codec" if getattr(backbone.config, "codebook_size", None) is not None else "kmeans"
         if backend == "kmeans" and feature_extractor is None:
-            raise ValueError("The k-means backend needs the encoder's `feature_extractor` (e.g. WhisperFeatureExtractor).")
+            raise ValueError(
+                "The k-means backend needs the encoder's `feature_extractor` (e.g. a WhisperFeatureExtractor)."
+            )
         config = SpeechUnitConfig(
             backbone_config=backbone.config.to_dict(),
             backend=backend,

@@ -166,9 +166,7 @@ class SpeechTokenSelector:
             support = SelectFromModel(classifier, prefit=True, threshold="mean").get_support()
             kept = np.flatnonzero(support[:num_audio])
         signed = classifier.coef_[0] if classifier.coef_.shape[0] == 1 else None
-        weights = {
-            self.vocabulary[i]: float(signed[i]) if signed is not None else float(importance[i]) for i in kept
-        }
+        weights = {self.vocabulary[i]: float(signed[i]) if signed is not None else float(importance[i]) for i in kept}
         self.report = {
             "C": float(C),
             "nonzero_audio_weights": int((importance > 0).sum()),
