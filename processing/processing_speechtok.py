@@ -64,7 +64,7 @@ class SpeechTokProcessor(ProcessorMixin):
         self.speech_units = None
         _extend_tokenizer(tokenizer, self.markers, self.audio_vocabulary)
         self.marker_ids = dict(zip(self.markers, tokenizer.convert_tokens_to_ids(self.markers)))
-        self.audio_token_ids = dict(
+        self.unit_token_ids = dict(
             zip(self.audio_vocabulary, tokenizer.convert_tokens_to_ids(self.audio_vocabulary) or [])
         )
         super().__init__(tokenizer, chat_template=chat_template)
@@ -80,7 +80,7 @@ class SpeechTokProcessor(ProcessorMixin):
     @property
     def added_token_ids(self) -> list[int]:
         """Ids of every token this processor adds to the LM: the markers, then the audio vocabulary."""
-        return list(self.marker_ids.values()) + list(self.audio_token_ids.values())
+        return list(self.marker_ids.values()) + list(self.unit_token_ids.values())
 
     @classmethod
     def from_parts(
@@ -154,7 +154,7 @@ class SpeechTokProcessor(ProcessorMixin):
 
     def audio_ids(self, tokens: Sequence[str]) -> list[int]:
         """Ids of a clip's units that are in the audio vocabulary, in time order."""
-        known = self.audio_token_ids
+        known = self.unit_token_ids
         return [known[token] for token in tokens if token in known]
 
     def _encode_one(self, text_ids: list[int] | None, tokens: Sequence[str] | None, max_length: int | None):
@@ -188,7 +188,7 @@ class SpeechTokProcessor(ProcessorMixin):
         if text is not None:
             rendered += f"{self.text_start}{text}{self.text_end}"
         if audio_tokens is not None:
-            kept = "".join(token for token in audio_tokens if token in self.audio_token_ids)
+            kept = "".join(token for token in audio_tokens if token in self.unit_token_ids)
             rendered += f"{self.audio_start}{kept}{self.audio_end}"
         return rendered
 
