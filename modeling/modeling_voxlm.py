@@ -296,6 +296,7 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             input_features = input_features[..., :max_length]
         else:
             input_features = input_features[:, :max_length]
+        input_features = input_features.to(self.audio_tower.dtype)
         frames, frame_lengths = self._encode_audio(input_features, input_lengths)
         embeds, lengths = self.projector(frames, frame_lengths)  # (N, T_llm, d_text)
         expected = audio_output_lengths(input_lengths, self.config.audio_length_formula)

@@ -30,6 +30,9 @@ class VoxLMProcessor(ProcessorMixin):
             `{"type": "audio"}` content items rendered as `audio_token`.
         audio_token (`str`, defaults to `"<|audio|>"`): the placeholder.
         audio_length_formula (`dict`): the model config's `audio_length_formula`.
+        padding_side (`str`, defaults to `"left"`): padding of `__call__` outputs; left suits batched generation.
+            Training batches from `prepare_for_training`/`encode_segments` are always right-padded, so that position
+            ids count from the first real token without extra bookkeeping.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class VoxLMProcessor(ProcessorMixin):
         chat_template: str | None = None,
         audio_token: str = "<|audio|>",
         audio_length_formula: dict | None = None,
+        padding_side: str = "left",
     ):
         if audio_length_formula is None:
             raise ValueError(
@@ -53,6 +57,9 @@ class VoxLMProcessor(ProcessorMixin):
         self.audio_token = audio_token
         self.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
         self.audio_length_formula = audio_length_formula
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"`padding_side` must be 'left' or 'right', got {padding_side!r}.")
+        self.padding_side = padding_side
         super().__init__(feature_extractor, tokenizer, chat_template=chat_template)
 
     # ----------------------------------------------------------------------------------------------- assembly
@@ -183,6 +190,7 @@ class VoxLMProcessor(ProcessorMixin):
             positions = self.num_audio_positions(data["input_features_mask"].sum(-1)).tolist()
             texts = self.expand_audio_placeholders(texts, positions)
         tokenizer_kwargs.setdefault("padding", True)
+        tokenizer_kwargs.setdefault("padding_side", self.padding_side)
         encoded = self.tokenizer(texts, return_tensors=return_tensors, **tokenizer_kwargs)
         return BatchFeature({**encoded, **data}, tensor_type=return_tensors)
 
@@ -263,13 +271,11 @@ class VoxLMProcessor(ProcessorMixin):
     def _pad(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
         longest = max(len(ids) for ids, _ in rows)
         pad_id = self.tokenizer.pad_token_id
-        left = self.tokenizer.padding_side == "left"
         input_ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
         labels = np.full((len(rows), longest), -100, dtype=np.int64)
         attention = np.zeros((len(rows), longest), dtype=np.int64)
         for row, (ids, target) in enumerate(rows):
-            span = slice(longest - len(ids), longest) if left else slice(0, len(ids))
-            input_ids[row, span], labels[row, span], attention[row, span] = ids, target, 1
+            input_ids[row, : len(ids)], labels[row, : len(ids)], attention[row, : len(ids)] = ids, target, 1
         return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
     # --------------------------------------------------------------------------------------- chat templates

@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     Data2VecAudioConfig,
     GPT2Config,
@@ -37,6 +37,7 @@ CORPUS = [
     "what is said in this recording",
     "hello world, this is a test of speech and language",
     "continue the following text in a coherent and engaging style",
+    "user\nassistant\nsystem\n",
 ] * 20
 
 
@@ -44,6 +45,7 @@ CORPUS = [
 def _tokenizer_json() -> str:
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=300, special_tokens=["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"], show_progress=False
     )
