@@ -164,7 +164,8 @@ class SpeechTokenSelector:
             kept = np.sort(order[importance[order] > 0])
         else:
             support = SelectFromModel(classifier, prefit=True, threshold="mean").get_support()
-            kept = np.flatnonzero(support[:num_audio])
+            # With every weight at zero the mean is zero too and would keep everything: keep only weighted tokens.
+            kept = np.flatnonzero(support[:num_audio] & (importance > 0))
         signed = classifier.coef_[0] if classifier.coef_.shape[0] == 1 else None
         weights = {self.vocabulary[i]: float(signed[i]) if signed is not None else float(importance[i]) for i in kept}
         self.report = {
