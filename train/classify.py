@@ -115,6 +115,10 @@ class ClassifyConfig:
         return _build(cls, raw, "config")
 
     def __post_init__(self):
+        self.model = os.path.expanduser(self.model)
+        self.output_dir = os.path.expanduser(self.output_dir)
+        self.units = os.path.expanduser(self.units) if self.units else None
+        self.data.path = os.path.expanduser(self.data.path)
         unknown = sorted(set(self.conditions) - set(CONDITIONS))
         if unknown:
             raise ValueError(f"Unknown conditions {unknown}; choose among {list(CONDITIONS)}.")
