@@ -2,6 +2,7 @@
 
 import copy
 import math
+import os
 
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
@@ -308,6 +309,24 @@ class VoxLMConfig(PretrainedConfig):
     def num_audio_positions(self, input_lengths):
         """Audio positions for encoder inputs of `input_lengths` frames (the one length formula)."""
         return audio_output_lengths(input_lengths, self.audio_length_formula)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        # `AutoConfig` passes the source on to `from_dict`; do the same so that its errors can name the file.
+        kwargs.setdefault("name_or_path", str(pretrained_model_name_or_path))
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """`PretrainedConfig.from_dict`; when the dict was read from a file, a bad value is reported with that file."""
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except (ValueError, TypeError, KeyError) as error:
+            source = kwargs.get("name_or_path")
+            if not source:
+                raise
+            where = os.path.join(source, "config.json") if os.path.isdir(source) else f"config.json of {source!r}"
+            raise ValueError(f"{where} is not a valid VoxLM config: {error}") from error
 
 
 __all__ = ["VoxLMConfig"]

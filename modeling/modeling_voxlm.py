@@ -5,6 +5,9 @@ audio --encoder (real length, windowed)--> (N, T_enc, d_audio) --layer choice/mi
       --masked_scatter into the `<|audio|>` placeholder embeddings--> language model
 """
 
+import glob
+import os
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -156,6 +159,47 @@ class VoxLMPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, VoxLMLayerMix):
             init.zeros_(module.weights)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, strict about the checkpoint.
+
+        A VoxLM checkpoint holds every weight it needs, so a weight file that cannot be read, and tensors that are
+        missing, unexpected or of the wrong shape, are errors naming the file, never silently random weights. Pass
+        `output_loading_info=True` to load an incomplete checkpoint anyway and inspect the returned info yourself.
+        """
+        wants_info = kwargs.pop("output_loading_info", False)
+        ignores_shapes = kwargs.pop("ignore_mismatched_sizes", False)
+        try:
+            # Shape mismatches are collected (not raised by transformers, whose error names no file) and reported below.
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path,
+                *model_args,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **kwargs,
+            )
+        except Exception as error:
+            # safetensors raises its own exception type (no common base with OSError) for truncated or foreign files
+            if type(error).__name__ != "SafetensorError":
+                raise
+            raise OSError(_unreadable_weights_message(pretrained_model_name_or_path, error)) from error
+        if wants_info:
+            return model, info
+        kinds = ("missing_keys", "unexpected_keys") + (() if ignores_shapes else ("mismatched_keys",))
+        problems = {key: sorted(map(_describe_key, info.get(key) or ())) for key in kinds}
+        problems = {key: keys for key, keys in problems.items() if keys}
+        if problems:
+            details = "; ".join(
+                f"{len(keys)} {key.replace('_keys', '')} tensors (e.g. {', '.join(keys[:3])})"
+                for key, keys in problems.items()
+            )
+            raise OSError(
+                f"The weights in {_weights_location(pretrained_model_name_or_path)} do not match the model described "
+                f"by its config.json: {details}. The checkpoint is incomplete or belongs to another config; save "
+                "it again with `save_pretrained`, or pass `output_loading_info=True` to load it anyway."
+            )
+        return model
 
 
 class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
@@ -458,6 +502,46 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         if dtype is not None:
             model.to(dtype)
         return model
+
+
+def _describe_key(key) -> str:
+    """A loading-info entry: a tensor name, or (name, checkpoint shape, model shape) for a shape mismatch."""
+    if isinstance(key, (tuple, list)):
+        name, checkpoint_shape, model_shape = key
+        return f"{name} of shape {tuple(checkpoint_shape)} instead of {tuple(model_shape)}"
+    return str(key)
+
+
+def _weights_location(source) -> str:
+    source = str(source)
+    if not os.path.isdir(source):
+        return repr(source)
+    files = sorted(glob.glob(os.path.join(source, "*.safetensors")))
+    return ", ".join(files) if files else source
+
+
+def _unreadable_weights_message(source, error: Exception) -> str:
+    """Say which weight file of `source` cannot be read, and why (when `source` is a local folder)."""
+    reasons = []
+    source = str(source)
+    for path in sorted(glob.glob(os.path.join(source, "*.safetensors"))) if os.path.isdir(source) else []:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        if head.startswith(b"version https://git-lfs"):
+            reasons.append(f"{path} is a Git LFS pointer, not the weights (run `git lfs pull`)")
+            continue
+        try:
+            from safetensors import safe_open
+
+            with safe_open(path, "pt") as weights:
+                weights.keys()
+        except Exception as file_error:
+            reasons.append(f"{path} ({file_error})")
+    where = "; ".join(reasons) or f"a weight file of {source!r} ({error})"
+    return (
+        f"Cannot read the weights: {where}. The file is truncated or is not a safetensors file; download or save "
+        "the checkpoint again."
+    )
 
 
 def _reset_module(module: nn.Module) -> None:

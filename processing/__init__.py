@@ -1,10 +1,11 @@
-"""VoxLM processing: the VoxLM processor, discrete speech units, audio token selection and the speech-token
-classifier's processor."""
+"""VoxLM processing: the processor (placeholder expansion, feature extraction, chat templates), the spoken-prompt
+pipeline, discrete speech units, audio token selection and the speech-token classifier's processor."""
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
 from voxlm.modeling import VoxLMConfig
 
+from .pipeline_voxlm import VoxLMSpokenPromptPipeline
 from .processing_speechtok import SpeechTokProcessor
 from .processing_voxlm import VoxLMProcessor
 from .speech_units import SpeechUnitConfig, SpeechUnitTokenizer
@@ -28,5 +29,6 @@ __all__ = [
     "SpeechUnitConfig",
     "SpeechUnitTokenizer",
     "VoxLMProcessor",
+    "VoxLMSpokenPromptPipeline",
     "bag_of_tokens",
 ]

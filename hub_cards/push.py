@@ -1,0 +1,199 @@
+"""`voxlm push <run_dir> <repo_id>`: publish a run folder as a self-contained Hub repository in one commit.
+
+The folder that is uploaded is built first (`export_folder`): the model (LoRA merged unless `--keep-lora`), the
+processor, the code files for `trust_remote_code`, the spoken-prompt pipeline, a sample clip and the model card.
+`--dry-run <out_dir>` writes exactly that folder and stops. Otherwise it is uploaded with huggingface_hub
+(`create_repo(exist_ok=True)`, then one `create_commit`), which also removes weight and code files that an earlier
+upload left in the repository and this one no longer has (a stale shard index would otherwise shadow the new
+weights). The token is huggingface_hub's own (`hf auth login` or `HF_TOKEN`): voxlm only checks that there is one, and
+never prints or writes it.
+"""
+
+import argparse
+import dataclasses
+import fnmatch
+import tempfile
+from pathlib import Path
+
+from transformers.utils import logging
+
+from .publishers import copy_files, find_publisher, folder_files
+from .run_info import RunInfo
+
+logger = logging.get_logger(__name__)
+
+# Files of an earlier upload that must not outlive a new one: weights, shard indexes, code, configs, adapters.
+STALE_PATTERNS = ("*.safetensors", "*.bin", "*.index.json", "*.py", "*.gguf", "adapter_config.json")
+
+
+@dataclasses.dataclass
+class ExportResult:
+    folder: Path
+    files: list[str]
+    card: object  # huggingface_hub.ModelCard
+    lora: str  # "merged", "kept" or "none"
+
+
+def export_folder(
+    run_dir: str | Path, out_dir: str | Path, repo_id: str, keep_lora: bool = False, license: str | None = None
+) -> ExportResult:
+    """Write the folder that `push` uploads for `run_dir` into `out_dir` (which must be empty or absent)."""
+    from .card import check_card
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"Run folder {run_dir} does not exist.")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty; pick a new or empty folder for the export.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = RunInfo.load(run_dir)
+    if license:
+        run_info.license = license
+    publisher = find_publisher(run_dir, run_info)
+    model, processor = publisher.load(run_dir)
+    lora = "none"
+    if publisher.has_lora(model):
+        lora = "kept" if keep_lora else "merged"
+        if not keep_lora:
+            publisher.merge_lora(model)
+    elif keep_lora:
+        logger.warning(f"--keep-lora: {run_dir} has no unmerged LoRA layers; nothing to keep.")
+    publisher.save(model, processor, out_dir)
+    extra = publisher.travelling_files(run_dir, run_info)
+    copy_files(extra, out_dir)
+    card = publisher.card(model, processor, run_info, repo_id, extra, lora)
+    card.save(out_dir / "README.md")
+    check_card((out_dir / "README.md").read_text())
+    check_self_contained(out_dir)
+    return ExportResult(out_dir, folder_files(out_dir), card, lora)
+
+
+def check_self_contained(folder: Path) -> None:
+    """Every class named in config.json / processor_config.json (`auto_map`, `custom_pipelines`) has its file."""
+    import json
+
+    references = []
+    for name in ("config.json", "processor_config.json", "tokenizer_config.json", "preprocessor_config.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        config = json.loads(path.read_text())
+        for value in config.get("auto_map", {}).values():
+            references += [value] if isinstance(value, str) else [v for v in value if v]
+        references += [task["impl"] for task in config.get("custom_pipelines", {}).values()]
+    for reference in references:
+        module = reference.split("--")[-1].rsplit(".", 1)[0]
+        if not (folder / f"{module}.py").is_file():
+            raise FileNotFoundError(f"{folder} names {reference} but lacks {module}.py; the code must travel too.")
+
+
+# ------------------------------------------------------------------------------------------------- upload
+def commit_operations(folder: Path, existing: list[str]) -> list:
+    """`CommitOperationAdd` for every file of `folder`, `CommitOperationDelete` for stale files in `existing`."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    files = folder_files(folder)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]
+    stale = [
+        name
+        for name in existing
+        if name not in files and any(fnmatch.fnmatch(Path(name).name, pattern) for pattern in STALE_PATTERNS)
+    ]
+    return operations + [CommitOperationDelete(path_in_repo=name) for name in stale]
+
+
+def upload_folder(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    create_pr: bool = False,
+    api=None,
+):
+    """Upload an exported folder in one commit; returns huggingface_hub's `CommitInfo`."""
+    from huggingface_hub import HfApi, get_token
+
+    folder = Path(folder)
+    if api is None:
+        if get_token() is None:
+            raise PermissionError(
+                "No Hugging Face token found. Log in with `hf auth login` or set the HF_TOKEN environment variable."
+            )
+        api = HfApi()
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    if revision and revision != "main":
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    existing = api.list_repo_files(repo_id, revision=revision)
+    operations = commit_operations(folder, existing)
+    return api.create_commit(
+        repo_id,
+        operations,
+        commit_message=commit_message or f"Upload {repo_id.split('/')[-1]} with voxlm push",
+        commit_description=commit_description,
+        revision=revision,
+        create_pr=create_pr,
+    )
+
+
+def push(
+    run_dir: str | Path,
+    repo_id: str,
+    dry_run: str | Path | None = None,
+    keep_lora: bool = False,
+    license: str | None = None,
+    **upload_kwargs,
+):
+    """Export `run_dir` and upload it to `repo_id`; with `dry_run`, only write the folder there."""
+    if dry_run is not None:
+        return export_folder(run_dir, dry_run, repo_id, keep_lora=keep_lora, license=license)
+    with tempfile.TemporaryDirectory(prefix="voxlm-push-") as tmp:
+        result = export_folder(run_dir, tmp, repo_id, keep_lora=keep_lora, license=license)
+        return upload_folder(result.folder, repo_id, **upload_kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "push",
+        help="publish a run folder to the Hugging Face Hub (model, processor, code, card) in one commit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", help="run folder: the saved model and processor, plus run_info.json")
+    parser.add_argument("repo_id", help="target repository, e.g. your-name/voxlm-whisper-smollm2")
+    parser.add_argument("--dry-run", metavar="OUT_DIR", help="write the folder that would be uploaded here; no upload")
+    parser.add_argument("--keep-lora", action="store_true", help="keep LoRA as peft layers instead of merging it")
+    parser.add_argument("--private", action="store_true", help="create the repository as private (new repos only)")
+    parser.add_argument("--revision", help="branch to commit to (created if missing); default: main")
+    parser.add_argument("--commit-message", help="commit message (default: 'Upload <name> with voxlm push')")
+    parser.add_argument("--commit-description", help="longer commit description")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    parser.add_argument("--license", help="licence id for the card, overriding run_info.json (e.g. apache-2.0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        result = export_folder(args.run_dir, args.dry_run, args.repo_id, keep_lora=args.keep_lora, license=args.license)
+        print(f"Dry run: {len(result.files)} files for {args.repo_id} in {result.folder} (LoRA: {result.lora})")
+        for name in result.files:
+            print(f"  {name}  ({(result.folder / name).stat().st_size:,} bytes)")
+        return 0
+    info = push(
+        args.run_dir,
+        args.repo_id,
+        keep_lora=args.keep_lora,
+        license=args.license,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        commit_description=args.commit_description,
+        create_pr=args.create_pr,
+    )
+    print(f"Pushed {args.repo_id}: {info.pr_url or info.commit_url}")
+    return 0
+
+
+__all__ = ["commit_operations", "export_folder", "push", "upload_folder"]

@@ -1,0 +1,37 @@
+"""The `voxlm` command. Each subcommand lives in its own module, which exposes `register(subparsers)`: it adds its
+parser and sets `func` (called with the parsed arguments, returning an exit code). Adding a subcommand is one line in
+`SUBCOMMANDS`.
+"""
+
+import argparse
+import importlib
+import sys
+
+# name -> module defining `register(subparsers)`; these modules import torch and transformers only when they run.
+SUBCOMMANDS = {
+    "push": "voxlm.hub_cards.push",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxlm", description="VoxLM: give pre-trained text language models ears. Run `voxlm <command> --help`."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for module in SUBCOMMANDS.values():
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (OSError, ValueError) as error:
+        # Expected problems (bad folder, missing token, invalid run_info.json) get one clear line, not a traceback.
+        print(f"voxlm {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
