@@ -10,6 +10,7 @@ from datasets import Dataset, DatasetDict
 from tiny_speechtok import save_tiny_lm, synthetic_corpus
 from transformers import AutoModelForSequenceClassification, AutoProcessor, AutoTokenizer
 
+from voxlm.hub_cards.push import export_folder
 from voxlm.processing import SpeechTokProcessor
 from voxlm.train import classify
 from voxlm.train.classification import balanced_class_weights, classification_metrics, weighted_cross_entropy
@@ -132,6 +133,16 @@ def test_saved_classifier_reloads_as_plain_transformers_with_the_remote_processo
     batch = processor(text=["hello world"], audio_tokens=[SIGNAL[1] * 3])
     with torch.no_grad():
         assert model(**batch).logits.shape == (1, 2)
+    # The run folder is what `voxlm push` publishes.
+    run_info = json.loads((folder / "run_info.json").read_text())
+    assert run_info["kind"] == "speech-token-classifier" and run_info["recipe"] == "speech-tokens"
+    result = json.loads((tmp_path / "runs" / "results.jsonl").read_text().splitlines()[0])
+    assert {m["metric"]: m["value"] for m in run_info["metrics"]}["macro_f1"] == result["macro_f1"]
+    exported = export_folder(folder, tmp_path / "export", "voxlm-test/speechtok-tiny")
+    assert {"audio_vocabulary.json", "processing_speechtok.py", "speech_units.py", "model.safetensors"} <= set(
+        exported.files
+    )
+    assert "**Audio tokens kept:**" in (tmp_path / "export" / "README.md").read_text()
 
 
 def test_config_errors_name_the_problem(tmp_path):

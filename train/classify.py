@@ -284,9 +284,7 @@ def run_one(config: ClassifyConfig, splits, names, vocabulary, condition: str, s
         max_steps=finetune.max_steps,
         seed=seed,
     )
-    if config.save_models:
-        save_classifier(trained, processor, selector, os.path.join(run_dir, "model"), names, config.units)
-    return {
+    result = {
         "condition": condition,
         "seed": seed,
         **metrics,
@@ -295,6 +293,9 @@ def run_one(config: ClassifyConfig, splits, names, vocabulary, condition: str, s
         **adaptation,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if config.save_models:
+        save_classifier(trained, processor, selector, os.path.join(run_dir, "model"), names, config, result)
+    return result
 
 
 def _adaptation_kwargs(adaptation: AdaptationConfig) -> dict:
@@ -312,16 +313,37 @@ def _without_mask(row: dict) -> dict:
     return row
 
 
-def save_classifier(model, processor, selector, directory: str, names: list[str], units_path: str | None) -> None:
-    """Merge LoRA and save a Hub-ready folder: the classifier, the processor (with its unit tokenizer) and the
-    kept audio vocabulary with its weights (`audio_vocabulary.json`)."""
+def save_classifier(
+    model, processor, selector, directory: str, names: list[str], config: ClassifyConfig, result: dict
+) -> None:
+    """Merge LoRA and write a run folder `voxlm push` publishes: the classifier, the processor (with its unit
+    tokenizer), the kept audio vocabulary with its weights (`audio_vocabulary.json`) and `run_info.json`."""
+    from voxlm.hub_cards.run_info import RunInfo, describe_hardware, save_run
+
     merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     merged.config.id2label = dict(enumerate(names))
     merged.config.label2id = {name: i for i, name in enumerate(names)}
-    merged.save_pretrained(directory)
-    if units_path:
-        processor.speech_units = SpeechUnitTokenizer.from_pretrained(units_path)
-    processor.save_pretrained(directory)
+    if config.units:
+        processor.speech_units = SpeechUnitTokenizer.from_pretrained(config.units)
+    lora = config.finetune.lora
+    run_info = RunInfo(
+        kind="speech-token-classifier",
+        recipe="speech-tokens",
+        base_models={"text": config.model, **({"audio": config.units} if config.units else {})},
+        stages=[
+            {"name": "selection", "description": f"{result['condition']}: {len(selector.kept_tokens)} audio tokens"},
+            {"name": "adaptation", "trained": ["new embedding rows"], "steps": result.get("adaptation_steps")},
+            {"name": "fine-tuning", "trained": [f"LoRA r={lora.r} on {lora.target_modules}", "classification head"]},
+        ],
+        datasets=[{"id": config.data.path, "split": config.data.train_split}],
+        metrics=[
+            {"task": "classification", "metric": metric, "value": result[metric], "split": config.data.test_split}
+            for metric in ("macro_f1", "positive_f1", "accuracy")
+            if metric in result
+        ],
+        training={"seconds": result["seconds"], "hardware": describe_hardware(), "seed": result["seed"]},
+    )
+    save_run(directory, merged, processor, run_info)
     selector.save_pretrained(directory)
 
 
@@ -405,30 +427,26 @@ def _is_main_process() -> bool:
     return PartialState().is_main_process
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="voxlm.train.classify",
-        description="Speech tokens for classification: Lasso token selection, new-row adaptation and LoRA "
-        "fine-tuning, with the text / selected / random / all ablation over several seeds.",
-    )
-    parser.add_argument("--config", required=True, help="YAML file (see train/configs/speechtok_classify.yaml).")
-    parser.add_argument("--output_dir", help="Override `output_dir`.")
-    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, help="Override `conditions`.")
-    parser.add_argument("--seeds", nargs="+", type=int, help="Override `seeds`.")
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> list[dict]:
-    args = parse_args(argv)
+def run_from_args(args: argparse.Namespace) -> list[dict]:
     with open(args.config, encoding="utf-8") as file:
         raw = yaml.safe_load(file)
     for key in ("output_dir", "conditions", "seeds"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
-    config = ClassifyConfig.from_dict(raw)
-    rows = run_study(config)
+    rows = run_study(ClassifyConfig.from_dict(raw))
     print(summary_table(rows))
     return rows
+
+
+def main(argv=None) -> list[dict]:
+    """`python -m voxlm.train.classify --config <yaml>` (or `accelerate launch -m ...`, or `voxlm classify`)."""
+    from .classify_command import register
+
+    subparsers = argparse.ArgumentParser(prog="voxlm.train").add_subparsers()
+    register(subparsers)
+    parser = subparsers.choices["classify"]
+    parser.prog = "voxlm.train.classify"
+    return run_from_args(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

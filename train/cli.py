@@ -10,6 +10,7 @@ import sys
 # name -> module defining `register(subparsers)`; these modules import torch and transformers only when they run.
 SUBCOMMANDS = {
     "push": "voxlm.hub_cards.push",
+    "classify": "voxlm.train.classify_command",
 }
 
 
