@@ -73,6 +73,9 @@ class SpeechUnitConfig(PretrainedConfig):
             K-means only: which encoder hidden state is clustered (0 = embeddings, -1 = last layer).
         num_units (`int`, *optional*, defaults to 500): K-means only: the number of clusters.
         merge_repeats (`bool`, *optional*, defaults to `False`): merge runs of identical consecutive frames.
+        frame_pooling (`int`, *optional*, defaults to 1):
+            K-means only: average non-overlapping groups of this many encoder frames before clustering (2 turns
+            Whisper's 50 frames per second into 25 units per second).
         feature_extractor (`dict`, *optional*):
             K-means only: the encoder's feature extractor (`FeatureExtractionMixin.to_dict()`), rebuilt on load.
         kmeans_fitted (`bool`, *optional*, defaults to `False`): set once the centroids are fitted.
@@ -88,6 +91,7 @@ class SpeechUnitConfig(PretrainedConfig):
     layer: int = -1
     num_units: int = 500
     merge_repeats: bool = False
+    frame_pooling: int = 1
     feature_extractor: dict | None = None
     kmeans_fitted: bool = False
     token_template: str = "<|a{level}_{code}|>"
@@ -132,6 +136,8 @@ class SpeechUnitConfig(PretrainedConfig):
         self.levels = [0]
         if self.num_units < 2:
             raise ValueError(f"`num_units` must be at least 2, got {self.num_units}.")
+        if self.frame_pooling < 1:
+            raise ValueError(f"`frame_pooling` must be at least 1, got {self.frame_pooling}.")
         num_states = encoder_num_layers(self.backbone_config) + 1
         if not -num_states <= self.layer < num_states:
             raise ValueError(
@@ -208,11 +214,11 @@ class SpeechUnitTokenizer(PreTrainedModel):
             rate = getattr(backbone, "frame_rate", None)
             return float(rate) if rate else backbone.sampling_rate / backbone.hop_length
         if backbone.model_type == "whisper":
-            return self.sampling_rate / self.feature_extractor.hop_length / 2
+            return self.sampling_rate / self.feature_extractor.hop_length / 2 / self.config.frame_pooling
         rate = float(self.sampling_rate)
         for stride in getattr(backbone, "conv_stride", []):
             rate /= stride
-        return rate
+        return rate / self.config.frame_pooling
 
     def token(self, level: int, code: int) -> str:
         return self.config.token_template.format(level=level, code=code)
@@ -270,7 +276,17 @@ class SpeechUnitTokenizer(PreTrainedModel):
     # ------------------------------------------------------------------------------------------- encoding
     @torch.inference_mode()
     def encoder_frames(self, clip: np.ndarray) -> torch.Tensor:
-        """K-means backend: hidden states of `config.layer` for one checked clip, (frames, hidden)."""
+        """K-means backend: hidden states of `config.layer` for one checked clip, (frames, hidden), averaged over
+        groups of `config.frame_pooling` frames (the last group may be shorter)."""
+        frames = self._layer_states(clip)
+        pool = self.config.frame_pooling
+        if pool == 1:
+            return frames
+        groups = torch.arange(len(frames), device=frames.device) // pool  # frame -> its group
+        sums = frames.new_zeros(int(groups[-1]) + 1, frames.shape[1]).index_add_(0, groups, frames)
+        return sums / torch.bincount(groups).to(frames.dtype)[:, None]
+
+    def _layer_states(self, clip: np.ndarray) -> torch.Tensor:
         config = self.config.backbone_config
         features = self.feature_extractor(
             clip, sampling_rate=self.sampling_rate, padding="longest", truncation=False, return_tensors="pt"
@@ -378,8 +394,8 @@ class SpeechUnitTokenizer(PreTrainedModel):
         sampling_rate: int | None = None,
         resample: bool = False,
         max_frames: int | None = 200_000,
-        batch_size: int = 4096,
-        n_init: int = 3,
+        batch_size: int = 1024,
+        n_init: int = 1,
         seed: int = 0,
     ) -> "SpeechUnitTokenizer":
         """Fit the k-means centroids on the encoder frames of `audio` (scikit-learn `MiniBatchKMeans`).
@@ -420,6 +436,7 @@ class SpeechUnitTokenizer(PreTrainedModel):
         layer: int = -1,
         num_units: int = 500,
         merge_repeats: bool = False,
+        frame_pooling: int = 1,
         **config_kwargs,
     ) -> "SpeechUnitTokenizer":
         """Assemble a tokenizer around a pretrained codec or speech encoder.
@@ -430,7 +447,7 @@ class SpeechUnitTokenizer(PreTrainedModel):
             feature_extractor: k-means only: the encoder's feature extractor (loaded from `backbone` when that is
                 a path).
             backend: `"codec"` or `"kmeans"`; by default `"codec"` when the backbone has codebooks.
-            levels, layer, num_units, merge_repeats: see [`SpeechUnitConfig`].
+            levels, layer, num_units, merge_repeats, frame_pooling: see [`SpeechUnitConfig`].
         """
         if isinstance(backbone, str):
             if feature_extractor is None and backend != "codec":
@@ -453,6 +470,7 @@ class SpeechUnitTokenizer(PreTrainedModel):
             layer=layer,
             num_units=num_units,
             merge_repeats=merge_repeats,
+            frame_pooling=frame_pooling,
             feature_extractor=feature_extractor.to_dict() if feature_extractor is not None else None,
             **config_kwargs,
         )

@@ -127,3 +127,24 @@ def test_bad_audio_and_unfitted_kmeans_get_clear_errors():
         units.tokenize(np.full(8000, np.nan, dtype=np.float32), 16000)
     with pytest.raises(ValueError, match="cannot be clustered into 500 units"):
         SpeechUnitTokenizer(config.__class__(**{**config.to_dict(), "num_units": 500})).fit_kmeans(tone(0.2), 16000)
+
+
+def test_the_whisper_encoder_copies_in_modeling_and_processing_are_identical():
+    """Each folder travels to the Hub on its own, so the shared Whisper code exists twice and must not drift."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "modeling", "whisper_encoder.py")) as modeling:
+        with open(os.path.join(root, "processing", "whisper_encoder.py")) as processing:
+            assert modeling.read() == processing.read()
+
+
+def test_frame_pooling_averages_groups_of_encoder_frames():
+    units = kmeans_units(num_units=4)
+    pooled = SpeechUnitTokenizer(SpeechUnitConfig(**{**units.config.to_dict(), "frame_pooling": 3})).eval()
+    pooled.load_state_dict(units.state_dict())
+    clip = units.check_audio(tone(0.5), 16000)[0]  # 25 frames -> 8 groups of 3 and one of 1
+    frames, groups = units.encoder_frames(clip), pooled.encoder_frames(clip)
+    assert groups.shape == (9, frames.shape[1])
+    torch.testing.assert_close(groups[0], frames[:3].mean(0))
+    torch.testing.assert_close(groups[-1], frames[24])
+    assert pooled.frame_rate == units.frame_rate / 3
+    assert len(pooled.tokenize(clip, 16000)[0]) == 9
