@@ -92,7 +92,11 @@ def main(argv=None) -> dict:
         "label_tokens_recovered": f"{recovered}/{len(carriers)}",
         "nonzero_weights": lasso.report.get("nonzero_audio_weights"),
         "corpus_generation_seconds": round(generation, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 1),  # other work on a shared machine slows every step
+            "python": platform.python_version(),
+        },
     }
     print(
         f"Token selection: {args.clips:,} clips x {len(vocabulary):,}-token vocabulary, "
@@ -102,6 +106,7 @@ def main(argv=None) -> dict:
     for step, seconds in result["seconds"].items():
         print(f"| {step.replace('_', ' ')} | {seconds:.2f} |")
     print(f"kept {kept} tokens; label-carrying tokens recovered: {result['label_tokens_recovered']}")
+    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} (other processes share them)")
     if args.output:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w", encoding="utf-8") as file:
