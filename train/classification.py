@@ -13,6 +13,38 @@ logger = logging.get_logger(__name__)
 LORA_TARGETS = (("q_proj", "v_proj"), ("query", "value"), ("c_attn",))
 
 
+def training_arguments(
+    output_dir: str,
+    epochs: float,
+    max_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    warmup: float,
+    logging_steps: int,
+    **overrides,
+) -> TrainingArguments:
+    """The `TrainingArguments` of the recipe's two training steps: linear decay after `warmup` (a share of the
+    steps), no checkpoints, no trackers, seeded data order."""
+    return TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=warmup,
+        logging_steps=logging_steps,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        **overrides,
+    )
+
+
 def balanced_class_weights(labels, num_labels: int) -> torch.Tensor:
     """`n_samples / (n_classes * count(c))` per class (scikit-learn's "balanced"); absent classes get 0."""
     counts = np.bincount(np.asarray(labels), minlength=num_labels).astype(np.float64)
@@ -108,22 +140,7 @@ def finetune_and_evaluate(
     """
     labels = [row["labels"] for row in train_rows]
     weights = balanced_class_weights(labels, num_labels) if class_weighted else None
-    arguments = TrainingArguments(
-        output_dir=output_dir,
-        num_train_epochs=epochs,
-        max_steps=max_steps,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        learning_rate=learning_rate,
-        lr_scheduler_type="linear",
-        warmup_steps=0.1,
-        logging_steps=logging_steps,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-    )
+    arguments = training_arguments(output_dir, epochs, max_steps, batch_size, learning_rate, seed, 0.1, logging_steps)
     trainer = Trainer(
         model=model,
         args=arguments,
@@ -145,5 +162,6 @@ __all__ = [
     "finetune_and_evaluate",
     "load_classifier",
     "lora_targets",
+    "training_arguments",
     "weighted_cross_entropy",
 ]

@@ -16,9 +16,10 @@ from transformers import (
     AutoModelForMaskedLM,
     DataCollatorForLanguageModeling,
     Trainer,
-    TrainingArguments,
 )
 from transformers.utils import logging
+
+from .classification import training_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -95,22 +96,18 @@ def adapt_new_embeddings(
     collator = DataCollatorForLanguageModeling(
         tokenizer, mlm=objective == "masked", mlm_probability=mlm_probability, seed=seed
     )
-    arguments = TrainingArguments(
-        output_dir=output_dir,
-        num_train_epochs=epochs,
-        max_steps=max_steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        weight_decay=0.0,
-        lr_scheduler_type="linear",
-        warmup_steps=0.05,
+    # weight_decay=0: AdamW must not shrink anything (the frozen rows get no gradient and stay bit-identical).
+    arguments = training_arguments(
+        output_dir,
+        epochs,
+        max_steps,
+        batch_size,
+        learning_rate,
+        seed,
+        warmup=0.05,
         logging_steps=logging_steps,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        data_seed=seed,
+        weight_decay=0.0,
         remove_unused_columns=False,
-        dataloader_num_workers=0,
     )
     trainer = Trainer(
         model=peft_model, args=arguments, train_dataset=Dataset.from_list(sequences), data_collator=collator
