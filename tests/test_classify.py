@@ -150,3 +150,12 @@ def test_config_errors_name_the_problem(tmp_path):
         classify.ClassifyConfig.from_dict({"model": "m", "data": {"path": "d"}, "finetune": {"lora_rank": 8}})
     with pytest.raises(ValueError, match="Unknown conditions"):
         classify.ClassifyConfig.from_dict({"model": "m", "data": {"path": "d"}, "conditions": ["audio"]})
+
+
+def test_the_example_config_parses():
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "train" / "configs" / "speechtok_classify.yaml"
+    config = classify.ClassifyConfig.from_dict(yaml.safe_load(path.read_text()))
+    assert config.conditions == list(classify.CONDITIONS) and config.seeds == [0, 1, 2]
+    assert config.finetune.lora.r == 64 and not config.model.startswith("~")
