@@ -206,10 +206,12 @@ class SpeechTokProcessor(ProcessorMixin):
         files = super().save_pretrained(save_directory, push_to_hub=False)
         if self.speech_units is not None:
             self.speech_units.save_pretrained(os.path.join(save_directory, SPEECH_UNITS_FOLDER))
-        if push_to_hub:
-            from huggingface_hub import upload_folder
+        if push_to_hub:  # one upload for the processor files and the unit tokenizer's subfolder
+            from huggingface_hub import create_repo, upload_folder
 
-            upload_folder(repo_id=kwargs.pop("repo_id"), folder_path=str(save_directory), **kwargs)
+            repo_id = kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+            repo_id = create_repo(repo_id, exist_ok=True, private=kwargs.pop("private", None)).repo_id
+            upload_folder(repo_id=repo_id, folder_path=str(save_directory), **kwargs)
         return files
 
     @classmethod
