@@ -14,12 +14,13 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import logging
 
 from .audio_lengths import apply_length_stages, audio_output_lengths, encoder_output_lengths
 from .configuration_voxlm import VoxLMConfig, audio_hidden_size, audio_num_layers
+from .whisper_encoder import valid_mask as _valid_mask
+from .whisper_encoder import whisper_hidden_states
 
 logger = logging.get_logger(__name__)
 
@@ -30,11 +31,6 @@ def _norm(kind: str | None, width: int) -> nn.Module:
     if kind == "rmsnorm":
         return nn.RMSNorm(width, eps=1e-6)
     return nn.Identity()
-
-
-def _valid_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
-    """(N,) lengths -> (N, max_length) bool mask of valid time steps."""
-    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class VoxLMConvBlock(nn.Module):
@@ -306,58 +302,13 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             return num_layers
         return layer % (num_layers + 1)
 
-    def _whisper_window(self, features: torch.Tensor, lengths: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
-        """Whisper encoder on windows of at most 30 s, at their real length (no padding to 3000 frames).
-
-        features: (N, n_mels, T) log-mel frames; lengths: (N,) valid frames. Returns hidden states
-        [embeddings, layer_1, ..., layer_k] of shape (N, ceil(T/2), d); the last one after the final LayerNorm
-        when every layer ran, like `WhisperEncoder`.
-        """
-        encoder = self.audio_tower
-        mask = _valid_mask(lengths, features.shape[-1])[:, None, :].to(features.dtype)  # (N, 1, T)
-        hidden = F.gelu(encoder.conv1(features * mask)) * mask
-        hidden = F.gelu(encoder.conv2(hidden)).transpose(1, 2)  # (N, T2, d)
-        frame_lengths = apply_length_stages(lengths, [[3, 1, 2], [3, 2, 2]])
-        hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]].to(hidden.dtype)
-        hidden = F.dropout(hidden, p=encoder.dropout, training=self.training)
-        attention_mask = create_bidirectional_mask(
-            config=encoder.config, inputs_embeds=hidden, attention_mask=_valid_mask(frame_lengths, hidden.shape[1])
-        )
-        states = [hidden]
-        for layer in encoder.layers[:num_layers]:
-            hidden = layer(hidden, attention_mask=attention_mask)
-            states.append(hidden)
-        if num_layers == len(encoder.layers):
-            states[-1] = encoder.layer_norm(hidden)
-        return states
-
-    def _whisper_states(self, features: torch.Tensor, lengths: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
-        """Cut clips longer than Whisper's window into consecutive windows, encode them, and concatenate."""
-        window = self.config.audio_length_formula["chunk_size"]
-        batch, mels, time = features.shape
-        if time <= window:
-            return self._whisper_window(features, lengths, num_layers)
-        num_windows = -(-time // window)
-        features = F.pad(features, (0, num_windows * window - time))
-        features = features.reshape(batch, mels, num_windows, window).transpose(1, 2).reshape(-1, mels, window)
-        offsets = torch.arange(num_windows, device=lengths.device) * window
-        window_lengths = (lengths[:, None] - offsets[None, :]).clamp(0, window).reshape(-1)
-        used = window_lengths > 0  # windows past a clip's end hold no audio: skip them
-        states = self._whisper_window(features[used], window_lengths[used], num_layers)
-        merged = []
-        for state in states:  # (K, T2, d) -> (N, num_windows * T2, d); each clip's frames stay contiguous
-            full = state.new_zeros(batch * num_windows, *state.shape[1:])
-            full[used] = state
-            merged.append(full.reshape(batch, -1, state.shape[-1]))
-        return merged
-
     def _encode_audio(
         self, input_features: torch.Tensor, input_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder frames of the chosen layer (or layer mix): (N, T_enc, d_audio) and their valid lengths (N,)."""
         num_layers = self._encoder_states_needed()
         if self.config.audio_config.model_type == "whisper":
-            states = self._whisper_states(input_features, input_lengths, num_layers)
+            states = whisper_hidden_states(self.audio_tower, input_features, input_lengths, num_layers, self.training)
         else:
             input_name = "input_features" if self.config.audio_config.model_type == "wav2vec2-bert" else "input_values"
             outputs = self.audio_tower(

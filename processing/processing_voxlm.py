@@ -1,18 +1,16 @@
 """VoxLM processor: a speech feature extractor and a text tokenizer, with audio placeholder expansion."""
 
-import math
 import os
-from collections.abc import Sequence
 
 import numpy as np
 from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
 from transformers.utils import logging
 
+from .audio_checks import check_clip, is_single_clip, load_audio
 from .audio_lengths import audio_output_lengths
 
 logger = logging.get_logger(__name__)
 
-AudioClip = np.ndarray | Sequence[float]
 MIN_AUDIO_SECONDS = 0.025  # one 25 ms analysis window; shorter clips give no encoder frame
 
 
@@ -115,7 +113,7 @@ class VoxLMProcessor(ProcessorMixin):
         """
         if audio is None:
             return []
-        clips = [audio] if _is_single_clip(audio) else list(audio)
+        clips = [audio] if is_single_clip(audio) else list(audio)
         if sampling_rate is None:
             logger.warning_once(
                 f"No `sampling_rate` given; assuming {self.sampling_rate} Hz. Pass `sampling_rate=` to have it checked."
@@ -127,45 +125,18 @@ class VoxLMProcessor(ProcessorMixin):
         return checked
 
     def _check_clip(self, index: int, clip, sampling_rate: int, resample: bool, downmix: bool) -> np.ndarray:
-        clip = clip.detach().cpu().numpy() if hasattr(clip, "detach") else np.asarray(clip)
-        if clip.dtype.kind in "iu":
-            raise ValueError(
-                f"Audio clip {index} holds integer samples ({clip.dtype}); pass float audio in [-1, 1], e.g. "
-                f"`audio.astype(np.float32) / {2 ** (8 * clip.dtype.itemsize - 1)}`."
-            )
-        if clip.ndim == 2 and 1 in clip.shape:
-            clip = clip.reshape(-1)
-        if clip.ndim == 2:
-            channel_axis = int(np.argmin(clip.shape))
-            if not downmix:
-                raise ValueError(
-                    f"Audio clip {index} has {clip.shape[channel_axis]} channels (shape {clip.shape}); VoxLM expects "
-                    f"mono audio. Average the channels (`audio.mean(axis={channel_axis})`) or pass `downmix=True`; "
-                    "if these are separate clips, pass them as a list."
-                )
-            clip = clip.mean(axis=channel_axis)
-        if clip.ndim != 1:
-            raise ValueError(f"Audio clip {index} has shape {clip.shape}; expected a 1-D mono waveform.")
-        if clip.size == 0:
-            raise ValueError(f"Audio clip {index} is empty; remove it and its {self.audio_token} placeholder.")
-        if not np.isfinite(clip).all():
-            bad = int((~np.isfinite(clip)).sum())
-            raise ValueError(f"Audio clip {index} contains {bad} NaN or infinite samples; clean or drop it.")
-        clip = clip.astype(np.float32, copy=False)
-        if sampling_rate != self.sampling_rate:
-            if not resample:
-                raise ValueError(
-                    f"Audio clip {index} is sampled at {sampling_rate} Hz but the feature extractor expects "
-                    f"{self.sampling_rate} Hz. Resample it (e.g. `scipy.signal.resample_poly`) or pass `resample=True`."
-                )
-            clip = _resample(clip, sampling_rate, self.sampling_rate)
-        min_samples = math.ceil(MIN_AUDIO_SECONDS * self.sampling_rate)
-        if clip.size < min_samples:
-            raise ValueError(
-                f"Audio clip {index} has {clip.size} samples ({clip.size / self.sampling_rate * 1000:.1f} ms); "
-                f"VoxLM needs at least {min_samples} samples ({MIN_AUDIO_SECONDS * 1000:.0f} ms)."
-            )
-        return clip
+        return check_clip(
+            index,
+            clip,
+            sampling_rate,
+            self.sampling_rate,
+            resample=resample,
+            downmix=downmix,
+            min_seconds=MIN_AUDIO_SECONDS,
+            empty_hint=f"remove it and its {self.audio_token} placeholder",
+            owner="VoxLM",
+            rate_owner="the feature extractor",
+        )
 
     # ---------------------------------------------------------------------------------------- features
     def _feature_time_axis(self) -> int:
@@ -363,7 +334,7 @@ class VoxLMProcessor(ProcessorMixin):
                     source = next((item[key] for key in ("audio", "path", "url") if key in item), None)
                     if source is None:
                         raise ValueError("An audio content item needs an `audio` array or a `path`/`url`.")
-                    audio.append(_load_audio(source, self.sampling_rate) if isinstance(source, str) else source)
+                    audio.append(load_audio(source, self.sampling_rate) if isinstance(source, str) else source)
                     parts.append(self.audio_token)
                 elif item.get("type") == "text":
                     parts.append(item["text"])
@@ -400,41 +371,10 @@ class VoxLMProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "input_features", "input_features_mask"]
 
 
-def _is_single_clip(audio) -> bool:
-    if hasattr(audio, "ndim"):
-        return audio.ndim == 1 or (audio.ndim == 2 and min(audio.shape) <= 8)
-    return len(audio) > 0 and isinstance(audio[0], (int, float, np.floating, np.integer))
-
-
 def _with_time(shape: tuple[int, ...], axis: int, length: int) -> tuple[int, ...]:
     shape = list(shape)
     shape[axis] = length
     return tuple(shape)
-
-
-def _resample(clip: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    try:
-        from scipy.signal import resample_poly
-    except ImportError as error:  # pragma: no cover
-        raise ImportError("Resampling needs scipy: pip install scipy") from error
-    divisor = math.gcd(int(source_rate), int(target_rate))
-    return resample_poly(clip, target_rate // divisor, source_rate // divisor).astype(np.float32)
-
-
-def _load_audio(source: str, sampling_rate: int) -> np.ndarray:
-    """Read a local file with soundfile (resampled to the model's rate); URLs go through transformers."""
-    if source.startswith(("http://", "https://")):
-        from transformers.audio_utils import load_audio
-
-        return load_audio(source, sampling_rate=sampling_rate)
-    try:
-        import soundfile
-    except ImportError as error:  # pragma: no cover
-        raise ImportError("Reading audio files needs soundfile: pip install soundfile") from error
-    data, rate = soundfile.read(source, dtype="float32", always_2d=False)
-    if data.ndim == 2:
-        data = data.mean(axis=1)
-    return _resample(data, rate, sampling_rate) if rate != sampling_rate else data
 
 
 __all__ = ["VoxLMProcessor"]

@@ -24,6 +24,7 @@ REPO_ID = "voxlm-test/tiny-voxlm"
 SNIPPET_TOKENS = 64  # what the card's examples ask for
 EXPECTED_FILES = {
     "README.md",
+    "audio_checks.py",
     "audio_lengths.py",
     "chat_template.jinja",
     "config.json",
@@ -37,6 +38,7 @@ EXPECTED_FILES = {
     "sample.wav",
     "tokenizer.json",
     "tokenizer_config.json",
+    "whisper_encoder.py",
 }
 
 

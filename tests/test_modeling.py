@@ -7,6 +7,7 @@ from transformers import AutoModelForCausalLM, TextIteratorStreamer
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxlm.modeling import VoxLMForConditionalGeneration
+from voxlm.modeling.whisper_encoder import whisper_window_states
 
 CLIPS = [tone(1.0, seed=1), tone(0.37, seed=2, frequency=330), tone(0.61, seed=3, frequency=180)]
 PROMPTS = ["hello <|audio|> world", "transcribe <|audio|> and then <|audio|> please"]
@@ -69,7 +70,7 @@ def test_whisper_window_equals_the_transformers_encoder_on_a_full_window():
     reference = WhisperEncoder(model.config.audio_config).eval()
     reference.load_state_dict(model.audio_tower.state_dict())
     features = torch.randn(2, 80, 100)
-    ours = model._whisper_window(features, torch.tensor([100, 100]), num_layers=2)
+    ours = whisper_window_states(model.audio_tower, features, torch.tensor([100, 100]), num_layers=2)
     theirs = reference(features, output_hidden_states=True)
     # transformers' hidden_states[-1] is before the final LayerNorm; ours ends with it, like last_hidden_state.
     for mine, ref in zip(ours[:-1], theirs.hidden_states[:-1]):

@@ -12,6 +12,7 @@ import sys
 SUBCOMMANDS = {
     "demo": "voxlm.train.demo",
     "push": "voxlm.hub_cards.push",
+    "classify": "voxlm.train.classify_command",
 }
 
 
