@@ -375,11 +375,13 @@ def run(args: argparse.Namespace) -> int:
     custom = bool(args.audio_model or args.text_model or args.data)
     say("\n[1/6] base models")
     from voxlm.train.align_evaluate import default_embedding_model
-    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.assets import cache_dir, smollm2_dir, whisper_tiny_en_dir
 
+    cached = set(cache_dir().iterdir())
     audio_model = args.audio_model or whisper_tiny_en_dir()
     text_model = args.text_model or smollm2_dir()
-    say(f"  speech encoder: {audio_model}\n  language model: {text_model}")
+    for role, path in (("speech encoder", audio_model), ("language model", text_model)):
+        say(f"  {role}: {path}" + (" (reusing the cached conversion)" if path in cached else ""))
 
     model_dir, untrained_dir = work.path / "model", work.path / "untrained"
     spec = user_data_spec(args) if args.data else None
@@ -425,7 +427,9 @@ def run(args: argparse.Namespace) -> int:
 
     say("\n[4/6] evaluation: shipped model vs untrained adapter vs cascade")
     scores = work.done("scores") or {}
-    if not scores:
+    if scores:
+        say("  reusing the scores of the previous run")
+    else:
         from voxlm.train.align_evaluate import SentenceEmbedder
 
         say("  trained model (fresh process)")
@@ -459,7 +463,9 @@ def run(args: argparse.Namespace) -> int:
         work.finish("finetune")
 
     say("\n[6/6] after fine-tuning")
-    if not work.done("after"):
+    if work.done("after"):
+        say("  reusing the scores of the previous run")
+    else:
         from voxlm.train.align_evaluate import SentenceEmbedder
 
         tuned = speech_system(work.path / "finetune" / "final", data_dir, work.path / "responses-finetuned.json")
