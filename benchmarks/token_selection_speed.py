@@ -3,11 +3,12 @@
     python -m benchmarks.token_selection_speed            # 10,000 clips x 8,192 tokens (8 levels x 1,024 codes)
     python -m benchmarks.token_selection_speed --clips 2000 --rounds 1
 
-A synthetic corpus stands in for codec units: per clip, `--clip-seconds` of 50 Hz frames with one token per
-level (Zipf-distributed codes), and a handful of tokens that carry the binary label. The script times building
-the sparse bag of tokens, the whole `SpeechTokenSelector.fit` (bag -> TF-IDF -> max-abs -> L1 logistic
-regression with saga -> mean threshold), and the random baseline; it checks that the label-carrying tokens are
-recovered, prints a table and writes JSON (`--output`).
+A synthetic corpus stands in for codec units (`benchmarks/token_corpus.py`, shared with the `lasso` section of
+`compare_peers`): per clip, `--clip-seconds` of 50 Hz frames with one token per level (Zipf-distributed codes),
+and a handful of tokens that carry the binary label. The script times building the sparse bag of tokens, the
+whole `SpeechTokenSelector.fit` (bag -> TF-IDF -> max-abs -> L1 logistic regression with saga -> mean threshold),
+and the random baseline; it checks that the label-carrying tokens are recovered, prints a table and writes JSON
+(`--output`).
 """
 
 import argparse
@@ -17,24 +18,9 @@ import platform
 import statistics
 import time
 
-import numpy as np
-
 from voxlm.processing import SpeechTokenSelector, bag_of_tokens
 
-
-def synthetic_units(clips: int, levels: int, codes: int, frames: int, informative: int, seed: int):
-    """Unit ids (clips, frames * levels) frame by frame, labels, and the ids that carry the label."""
-    rng = np.random.default_rng(seed)
-    zipf = 1.0 / np.arange(1, codes + 1) ** 0.9
-    zipf /= zipf.sum()
-    ids = rng.choice(codes, size=(clips, frames, levels), p=zipf) + np.arange(levels) * codes
-    labels = rng.integers(0, 2, clips)
-    carriers = rng.choice(levels * codes, size=2 * informative, replace=False)
-    for clip, label in enumerate(labels):  # a few frames of each clip use its class's tokens
-        chosen = carriers[label * informative : (label + 1) * informative]
-        frame_ids = ids[clip].reshape(-1)
-        frame_ids[rng.choice(frame_ids.size, 3 * informative, replace=False)] = rng.choice(chosen, 3 * informative)
-    return ids.reshape(clips, -1), labels, carriers
+from .token_corpus import CODES, FRAME_RATE, LEVELS, synthetic_units, unit_vocabulary
 
 
 def timed(function, rounds: int) -> tuple[float, object]:
@@ -49,8 +35,8 @@ def timed(function, rounds: int) -> tuple[float, object]:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=10_000)
-    parser.add_argument("--levels", type=int, default=8)
-    parser.add_argument("--codes", type=int, default=1024)
+    parser.add_argument("--levels", type=int, default=LEVELS)
+    parser.add_argument("--codes", type=int, default=CODES)
     parser.add_argument("--clip-seconds", type=float, default=5.0, help="clip length at 50 frames per second")
     parser.add_argument("--informative", type=int, default=8, help="label-carrying tokens per class")
     parser.add_argument("--C", type=float, default=0.01)
@@ -59,11 +45,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--output", default="benchmarks/results/token_selection_speed.json")
     args = parser.parse_args(argv)
 
-    frames = int(args.clip_seconds * 50)
+    frames = int(args.clip_seconds * FRAME_RATE)
     start = time.perf_counter()
     ids, labels, carriers = synthetic_units(args.clips, args.levels, args.codes, frames, args.informative, args.seed)
     generation = time.perf_counter() - start
-    vocabulary = [f"<|a{level}_{code}|>" for level in range(args.levels) for code in range(args.codes)]
+    vocabulary = unit_vocabulary(args.levels, args.codes)
     sequences = list(ids)
 
     bag_time, counts = timed(lambda: bag_of_tokens(sequences, vocabulary), args.rounds)

@@ -122,6 +122,8 @@ def test_quick_run_writes_every_section(tmp_path):
     assert len(results["generate"]) == 2 * len(peers.MODELS)
     assert results["continuation"]["identical_fraction"] is not None
     assert [row["clips"] for row in results["lasso"]] == [30, 60]
+    selection = {"C", "token_types", "nonzero_weights", "selected_tokens", "label_tokens_recovered"}
+    assert all(selection <= set(row) for row in results["lasso"])  # what SpeechTokenSelector.fit selected
 
 
 @pytest.mark.skipif(not RssProbe().available, reason="needs Linux /proc/self/clear_refs")
