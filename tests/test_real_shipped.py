@@ -1,0 +1,70 @@
+"""The shipped checkpoint (Whisper tiny.en -> trained BLSP adapter -> SmolLM2-135M-Instruct) on real weights."""
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.real
+
+REPEAT = "Repeat exactly what was said."
+WER_HELDOUT = 0.3  # the card records 0.12 on 24 held-out clips (README: the demo's 0.079); the cascade's is 0.78
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from voxlm.train.shipped import assemble
+
+    torch.set_num_threads(1)
+    return assemble()
+
+
+def repeat(model, processor, clips) -> list[str]:
+    from voxlm.train.evaluate import generate_answers
+
+    examples = [{"audio": clip, "instruction": REPEAT} for clip in clips]
+    return generate_answers(model, processor, examples, batch_size=4, max_new_tokens=40, progress=False)
+
+
+def test_shipped_files_hold_only_what_the_base_assets_lack():
+    from safetensors import safe_open
+
+    from voxlm.hub_cards import RunInfo
+    from voxlm.train.shipped import ADAPTER_FILE, TRAINED_PREFIXES, shipped_dir
+
+    folder = shipped_dir()
+    weights = folder / ADAPTER_FILE
+    assert weights.stat().st_size < 30 * 2**20  # a few MB, not a model
+    with safe_open(str(weights), "pt") as tensors:
+        names = list(tensors.keys())
+        assert all(tensors.get_tensor(name).dtype == torch.float16 for name in names)
+    assert names and all(name.startswith(TRAINED_PREFIXES) for name in names)
+    info = RunInfo.load(folder)
+    assert info.training["cpu_seconds"] > 3600  # the card records the real training cost
+    assert "voxlm.train.shipped train" in (folder / "README.md").read_text()
+
+
+def test_shipped_model_keeps_the_base_weights_and_loads_the_adapter(shipped):
+    from safetensors.torch import load_file
+
+    from voxlm.train.shipped import ADAPTER_FILE, shipped_dir, untrained
+
+    model, _ = shipped
+    adapter = load_file(str(shipped_dir() / ADAPTER_FILE))
+    state = model.state_dict()
+    for name, tensor in adapter.items():
+        assert torch.equal(state[name], tensor.float()), name
+    fresh, _ = untrained()
+    fresh_state = fresh.state_dict()
+    for name in ("language_model.model.embed_tokens.weight", "audio_tower.conv1.weight"):
+        assert torch.equal(state[name], fresh_state[name]), name
+    assert not torch.equal(state[next(iter(adapter))], fresh_state[next(iter(adapter))].float())
+
+
+def test_shipped_model_repeats_speech_in_voices_it_never_heard(shipped):
+    from voxlm.train.sentences import sentences, word_error_rate
+    from voxlm.train.shipped import heldout_voices
+    from voxlm.train.speech import audio_of, synthetic_speech_dataset
+
+    texts = sentences(6, "held_out", seed=101)
+    table = synthetic_speech_dataset(texts, heldout_voices(), seed=101, progress=False)
+    answers = repeat(*shipped, [audio_of(row) for row in table])
+    assert word_error_rate(texts, answers) < WER_HELDOUT, list(zip(texts, answers))
