@@ -52,4 +52,4 @@ else
 fi
 say "preparing the offline base models (converted once, then reused from the cache)"
 HF_HUB_OFFLINE=1 "$PY" -m voxlm.train.assets
-say "done: activate with 'source $VENV/bin/activate'"
+say "done in ${SECONDS} s: activate with 'source $VENV/bin/activate'"

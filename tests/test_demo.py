@@ -94,3 +94,14 @@ def test_rerun_reuses_every_finished_step_and_says_so(tmp_path, monkeypatch, cap
     assert "whisper (reusing the cached conversion)" in out and "smollm2 (reusing" not in out
     assert out.count("reusing") == 6  # Whisper, model, held-out speech, scores, fine-tuned model, its scores
     assert "0.500" in out and "0.250" in out and "VoxLM fine-tuned" in out
+
+
+def test_ctrl_c_ends_with_a_hint_to_rerun_not_a_traceback(monkeypatch, capsys):
+    from voxlm.train import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "run", interrupted)
+    assert cli.main(["demo", "--workdir", "unused"]) == 130
+    assert "interrupted; run the same command again to continue" in capsys.readouterr().err

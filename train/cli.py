@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         # Expected problems (bad folder, missing token, invalid run_info.json) get one clear line, not a traceback.
         print(f"voxlm {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Finished steps are on disk (demo steps, data sets, training checkpoints): the same command continues.
+        print(f"\nvoxlm {args.command}: interrupted; run the same command again to continue.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

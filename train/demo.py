@@ -120,7 +120,9 @@ REQUESTS = {
 # --------------------------------------------------------------------------------------------- systems
 def speech_system(model_dir: Path, data_dir: Path, out: Path) -> dict:
     """Responses of a saved VoxLM folder, loaded in a fresh process with `AutoModel(trust_remote_code=True)`."""
-    if not out.is_file():
+    if out.is_file():
+        say(f"  reusing {out.name}")
+    else:
         command = [sys.executable, "-m", "voxlm.train.demo", "worker", str(model_dir), str(data_dir), str(out)]
         subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")})
     return json.loads(out.read_text())

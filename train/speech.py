@@ -471,9 +471,8 @@ def transcribe(
             batch, sampling_rate=sampling_rate, return_attention_mask=True, return_tensors="pt"
         )
         with torch.inference_mode():
-            tokens = model.generate(
-                features.input_features.to(model.dtype), attention_mask=features.attention_mask, max_new_tokens=440
-            )
+            # The length limit is the generation config's (448 tokens for Whisper): passing another one warns.
+            tokens = model.generate(features.input_features.to(model.dtype), attention_mask=features.attention_mask)
         texts += [text.strip() for text in processor.batch_decode(tokens, skip_special_tokens=True)]
     return texts
 
