@@ -34,9 +34,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--heldout_sentences", type=int, default=200, help="held-out sentences (held-out voices)")
     parser.add_argument("--processes", type=int, default=1, help="data-parallel processes (CPU: gloo)")
     parser.add_argument("--quick", action="store_true", help="tiny data and step budgets: check the pipeline")
+    parser.add_argument(
+        "--steps",
+        type=parse_steps,
+        default={},
+        metavar="STAGE=N,...",
+        help="override stage step budgets, e.g. 'align=500,adapter=200' (the recipe's budgets take hours here)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue a stopped run")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
+
+
+def parse_steps(text: str) -> dict[str, int]:
+    """'align=500,adapter=200' -> {'align': 500, 'adapter': 200}."""
+    try:
+        return {name.strip(): int(steps) for name, steps in (item.split("=") for item in text.split(",") if item)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected STAGE=N,... (e.g. 'align=500,adapter=200'), got {text!r}")
 
 
 def training_voices(split: str):
@@ -105,6 +120,12 @@ def write_recipe(args, output: Path) -> Path:
         recipe["batching"].update(max_seconds=12, max_batch_size=4)  # the quick run learns nothing: WER stays > 1
         recipe["training"].update(eval_steps=1000, save_steps=1000, warmup_steps=2, logging_steps=2)
         recipe["evaluation"].update(examples=4, max_new_tokens=16)
+    stage_names = [stage["name"] for stage in recipe["stages"]]
+    unknown = sorted(set(args.steps) - set(stage_names))
+    if unknown:
+        raise SystemExit(f"--steps names unknown stages {unknown}; the recipe's stages are {stage_names}")
+    for stage in recipe["stages"]:
+        stage["max_steps"] = args.steps.get(stage["name"], stage["max_steps"])
     output.mkdir(parents=True, exist_ok=True)
     path = output / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))

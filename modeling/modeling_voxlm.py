@@ -410,13 +410,11 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         (see `_forward_logits_at_labels`). The loss is the same as with full logits; `model.eval()` (as Trainer's
         evaluation does) or `model.logits_at_labels_only = False` gives full logits.
         """
-        lm_kwargs = {
-            "attention_mask": attention_mask,
-            "past_key_values": past_key_values,
-            "labels": labels,
-            "use_cache": use_cache,
-            **kwargs,
-        }
+        lm_kwargs = {"attention_mask": attention_mask, "labels": labels, "use_cache": use_cache, **kwargs}
+        # Newer transformers generate with `cache=` (in kwargs) and warn at every step when `past_key_values=None`
+        # is passed beside it; forward the old name only when a caller actually set it.
+        if past_key_values is not None:
+            lm_kwargs["past_key_values"] = past_key_values
         if not self.config.is_encoder_decoder:
             lm_kwargs.update(position_ids=position_ids, logits_to_keep=logits_to_keep)
         if inputs_embeds is None and input_features is None and input_ids is not None:
