@@ -50,8 +50,8 @@ def parse_steps(text: str) -> dict[str, int]:
     """'align=500,adapter=200' -> {'align': 500, 'adapter': 200}."""
     try:
         return {name.strip(): int(steps) for name, steps in (item.split("=") for item in text.split(",") if item)}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected STAGE=N,... (e.g. 'align=500,adapter=200'), got {text!r}")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected STAGE=N,... e.g. 'align=500,adapter=200', got {text!r}") from error
 
 
 def training_voices(split: str):

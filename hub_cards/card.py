@@ -141,11 +141,18 @@ def _usage_code(repo_id: str, instruction: str, sample: str, chat: bool, encoder
         f'audio, sampling_rate = sf.read(cached_file(repo_id, "{sample}"), dtype="float32")',
     ]
     if chat:
-        content = '{"type": "audio", "audio": audio}'
+        content = ['            {"type": "audio", "audio": audio},']
         if instruction:
-            content += f', {{"type": "text", "text": {json.dumps(instruction, ensure_ascii=False)}}}'
-        lines += [
-            f'conversation = [{{"role": "user", "content": [{content}]}}]',
+            content.append(f'            {{"type": "text", "text": {json.dumps(instruction, ensure_ascii=False)}}},')
+        lines += [  # one content item per line: the example stays formatted at any instruction length
+            "conversation = [",
+            "    {",
+            '        "role": "user",',
+            '        "content": [',
+            *content,
+            "        ],",
+            "    }",
+            "]",
             "inputs = processor.apply_chat_template(",
             "    conversation, add_generation_prompt=True, tokenize=True, sampling_rate=sampling_rate, resample=True",
             ")",
