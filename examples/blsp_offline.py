@@ -10,10 +10,12 @@ Each step is skipped when its output exists, and the long ones resume, so an int
   2. continuations of N train sentences written by SmolLM2 (`align continuations`, text only, kept in the cache so
      that every later run reuses them);
   3. espeak-ng speech for those sentences in train voices Whisper tiny.en can hear -> the training table;
-  4. evaluation tables: held-out sentences in held-out voices, held-out spoken questions, the real recordings;
-  5. the starting model (a fresh BLSP adapter, or the warm start) saved as the "untrained" baseline;
+  4. evaluation tables in held-out voices: held-out sentences, spoken questions, spoken instructions never seen in
+     training (the `follow` task: the speech is the whole request), and the real recordings;
+  5. Whisper + a fresh BLSP adapter + SmolLM2: the "untrained" baseline, and the start unless `--warm-start`;
   6. `align train` (adapter only; `--objective kd` for BLSP-KD), resumed from its last checkpoint;
-  7. `align evaluate` of the trained and the starting model, with the cascade (Whisper tiny.en -> SmolLM2).
+  7. `align evaluate` of the trained model (with the cascade, Whisper tiny.en -> SmolLM2), the warm start if any,
+     and the untrained model; every response is kept in `results/*.json`, the table in `summary.txt`.
 The commands run through `accelerate launch -m voxlm.train.align`, exactly as a user would run them.
 """
 
@@ -101,6 +103,32 @@ def train_table(args, continuations: Path, run_dir: Path, voice_list) -> Path:
     return folder
 
 
+# Spoken instructions for the `follow` task (the speech is the whole request). Training only ever asks for
+# continuations, of template sentences that are not requests; `unseen_instructions` checks that none was trained on.
+INSTRUCTIONS = (
+    "Name three colors of the rainbow.",
+    "Tell me a short fact about the moon.",
+    "Give me two words that rhyme with cat.",
+    "Suggest a name for a small brown dog.",
+    "How many legs does a spider have?",
+    "Write one sentence about the sea.",
+    "What do bees make?",
+    "List three fruits that are red.",
+    "What color is the sky on a clear day?",
+    "Tell me how to make a cup of tea.",
+    "Say something kind to a tired friend.",
+    "What is the opposite of hot?",
+)
+
+
+def unseen_instructions(rows: int, seed: int) -> list[str]:
+    from voxlm.train.sentences import normalize_text, sentences, spoken_questions
+
+    trained = {normalize_text(text) for text in sentences(rows, "train", seed=seed)}
+    trained |= {normalize_text(item.question) for item in spoken_questions()}
+    return [text for text in INSTRUCTIONS if normalize_text(text) not in trained]
+
+
 def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, str, str, str]]:
     """Step 4: {name: (table, audio column, transcript column, tasks)}."""
     import datasets
@@ -124,7 +152,16 @@ def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, s
         )
         table = table.add_column("answer", [q.answer for q in questions])
         table.add_column("aliases", [list(q.aliases) for q in questions]).save_to_disk(str(folder))
-    tables["spoken questions"] = (folder, "audio_path", "text", "answer,repeat")
+    tables["spoken questions"] = (folder, "audio_path", "text", "answer,follow,repeat")
+    folder = run_dir / "eval-instructions"
+    if not (folder / "state.json").exists():
+        synthetic_speech_dataset(
+            unseen_instructions(args.rows, args.seed),
+            held_out_voices,
+            seed=args.seed + 3,
+            wav_dir=run_dir / "wav-instructions",
+        ).save_to_disk(str(folder))
+    tables["spoken instructions"] = (folder, "audio_path", "text", "follow")
     folder = run_dir / "eval-real"
     if not (folder / "state.json").exists():
         recordings_dataset().save_to_disk(str(folder))
@@ -139,10 +176,8 @@ def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, s
 
 
 # ------------------------------------------------------------------------------------------------ models
-def starting_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
-    """Step 5: the model BLSP starts from: the warm start, or Whisper + a fresh BLSP adapter + SmolLM2."""
-    if args.warm_start:
-        return Path(args.warm_start)
+def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
+    """Step 5: Whisper + a fresh BLSP adapter + SmolLM2, the start of training unless there is a warm start."""
     folder = run_dir / "untrained"
     if not (folder / "config.json").exists():
         import torch
@@ -195,6 +230,7 @@ def evaluate(args, model: Path, tables: dict, whisper: Path, run_dir: Path, labe
                 "--model", model, "--data", table, "--output_file", output, "--tasks", tasks,
                 "--audio_column", audio_column, "--transcript_column", transcript_column,
                 "--limit", args.eval_rows, "--template", "chat", "--max_new_tokens", args.eval_tokens,
+                "--examples", args.eval_rows,  # every response is kept in the results
             ]  # fmt: skip
             if cascade:
                 options += ["--cascade_asr_model", whisper]
@@ -203,22 +239,28 @@ def evaluate(args, model: Path, tables: dict, whisper: Path, run_dir: Path, labe
     return results
 
 
-def summary(trained: dict, untrained: dict) -> str:
-    """One line per evaluation table and system: continuation similarity, repeat WER, spoken-question accuracy."""
-    lines = [f"{'data':<18} {'system':<10} {'continue cos':>12} {'continue chrF':>13} {'repeat WER':>10} {'QA acc':>7}"]
-    for name in trained:
-        systems = {"trained": trained[name], "untrained": untrained[name], "cascade": trained[name]}
+COLUMNS = (  # (header, task, score)
+    ("continue cos", "continue", "cosine"),
+    ("continue chrF", "continue", "chrf"),
+    ("repeat WER", "repeat", "wer"),
+    ("QA acc", "answer", "accuracy"),
+    ("follow acc", "follow", "accuracy"),
+    ("follow cos", "follow", "cosine"),
+)
+
+
+def summary(systems: dict[str, dict]) -> str:
+    """One line per evaluation table and system ({system: {table: results}}; the cascade is in "trained")."""
+    systems = {**systems, "cascade": systems["trained"]}
+    lines = [f"{'data':<20} {'system':<10} " + " ".join(f"{header:>13}" for header, _, _ in COLUMNS)]
+    for name in systems["trained"]:
         for system, results in systems.items():
             key = "cascade" if system == "cascade" else "speech"
-            tasks = results["tasks"]
-            cells = [
-                tasks.get("continue", {}).get("scores", {}).get(key, {}).get("cosine"),
-                tasks.get("continue", {}).get("scores", {}).get(key, {}).get("chrf"),
-                tasks.get("repeat", {}).get("scores", {}).get(key, {}).get("wer"),
-                tasks.get("answer", {}).get("scores", {}).get(key, {}).get("accuracy"),
-            ]
-            text = [f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(cells, (12, 13, 10, 7))]
-            lines.append(f"{name:<18} {system:<10} " + " ".join(text))
+            tasks = results[name]["tasks"]
+            cells = [tasks.get(task, {}).get("scores", {}).get(key, {}).get(score) for _, task, score in COLUMNS]
+            lines.append(
+                f"{name:<20} {system:<10} " + " ".join(f"{v:>13.3f}" if v is not None else f"{'-':>13}" for v in cells)
+            )
     return "\n".join(lines)
 
 
@@ -244,13 +286,18 @@ def main(argv=None):
     step("4. evaluation speech")
     tables = eval_tables(args, run_dir, voices("held_out", max_wer=args.max_voice_wer))
     step("5. starting model")
-    start = starting_model(args, whisper, smollm2, run_dir)
+    untrained = untrained_model(args, whisper, smollm2, run_dir)
+    start = Path(args.warm_start) if args.warm_start else untrained
+    if not (start / "config.json").is_file():
+        raise SystemExit(f"--warm-start {start}: no VoxLM model there (config.json missing); pass a saved model folder")
     step("6. adapter training")
     trained = train(args, table, start, run_dir)
     step("7. evaluation")
-    trained_results = evaluate(args, trained, tables, whisper, run_dir, "trained", cascade=True)
-    untrained_results = evaluate(args, start, tables, whisper, run_dir, "untrained", cascade=False)
-    report = summary(trained_results, untrained_results)
+    systems = {"trained": evaluate(args, trained, tables, whisper, run_dir, "trained", cascade=True)}
+    if args.warm_start:
+        systems["warm start"] = evaluate(args, start, tables, whisper, run_dir, "warm-start", cascade=False)
+    systems["untrained"] = evaluate(args, untrained, tables, whisper, run_dir, "untrained", cascade=False)
+    report = summary(systems)
     wall = time.perf_counter() - started
     (run_dir / "summary.txt").write_text(report + f"\nwall time {wall / 60:.1f} min\n")
     print("\n" + report + f"\nwall time of this invocation: {wall / 60:.1f} min (cached steps skipped)")

@@ -27,8 +27,9 @@ from voxlm.train.align_continuations import (
     read_rows,
     run_settings,
 )
-from voxlm.train.align_prompts import BLSP_INSTRUCTION, PromptFormat
+from voxlm.train.align_prompts import BLSP_INSTRUCTION, EVAL_INSTRUCTIONS, PromptFormat
 from voxlm.train.align_training import AlignCollator, distillation_loss, kd_loss, label_positions
+from voxlm.train.sentences import SpokenQuestion, answer_is_correct
 
 WORDS = "the quick brown fox jumps over lazy dog hello world this is a test of speech and language".split()
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
@@ -202,6 +203,12 @@ def test_speech_prompt_is_the_text_prompt_with_audio_in_place_of_the_transcript(
     blsp = PromptFormat(template="blsp").text_prompt(processor.tokenizer, "hi")
     assert blsp == "###[Human]:" + BLSP_INSTRUCTION.replace("{transcript}", "hi") + "\n\n\n###[Assistant]:"
     assert PromptFormat("Summarise:").instruction == "Summarise: {transcript}"
+    follow = PromptFormat(EVAL_INSTRUCTIONS["follow"], "plain")  # the speech alone is the request
+    assert follow.text_prompt(processor.tokenizer, "name a color") == "name a color"
+    assert follow.speech_prompt(processor.tokenizer, "<|audio|>") == "<|audio|>"
+    follow_chat = PromptFormat(EVAL_INSTRUCTIONS["follow"], "chat")
+    text = follow_chat.text_prompt(processor.tokenizer, "name a color")
+    assert follow_chat.speech_prompt(processor.tokenizer, "<|audio|>") == text.replace("name a color", "<|audio|>")
     processor.tokenizer.chat_template = None
     with pytest.raises(ValueError, match="no chat template.*--template blsp"):
         PromptFormat().text_prompt(processor.tokenizer, "hi")
@@ -359,11 +366,11 @@ def test_evaluation_scores_the_responses_it_reports(tiny_folder, tmp_path):
     output = tmp_path / "alignment.json"
     align.main(
         ["evaluate", "--model", str(tiny_folder), "--data", str(data), "--transcript_column", "text",
-         "--tasks", "repeat,answer", "--template", "plain", "--embedding_model", str(embedder),
+         "--tasks", "repeat,answer,follow", "--template", "plain", "--embedding_model", str(embedder),
          "--max_new_tokens", "6", "--examples", "4", "--output_file", str(output)]
     )  # fmt: skip
     results = json.loads(output.read_text())
-    assert results["rows"] == 4 and set(results["tasks"]) == {"repeat", "answer"}
+    assert results["rows"] == 4 and set(results["tasks"]) == {"repeat", "answer", "follow"}
     repeat = results["tasks"]["repeat"]
     transcripts = [example["transcript"] for example in repeat["examples"]]
     speech, text = [[example[name] for example in repeat["examples"]] for name in ("speech", "text")]
@@ -376,3 +383,9 @@ def test_evaluation_scores_the_responses_it_reports(tiny_folder, tmp_path):
     answers = [example["text"] for example in results["tasks"]["answer"]["examples"]]
     assert rows[1]["text"].split()[-1] in answers[1].split()
     assert results["tasks"]["answer"]["scores"]["text"]["accuracy"] == pytest.approx(0.25)
+    # `follow`: the speech is the whole request, scored by answer accuracy as well
+    follow = results["tasks"]["follow"]
+    questions = [SpokenQuestion(row["text"], "nothing", "", tuple(row.get("aliases", ()))) for row in rows]
+    for name in ("speech", "text"):
+        hits = [answer_is_correct(example[name], q) for example, q in zip(follow["examples"], questions)]
+        assert follow["scores"][name]["accuracy"] == pytest.approx(sum(hits) / 4)

@@ -20,7 +20,7 @@ from transformers.utils import logging
 
 from .align_continuations import generate_batch, greedy_config
 from .align_data import check_columns, data_root, load_table, load_voxlm, read_row_audio
-from .align_prompts import EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
+from .align_prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
 from .data import SAMPLING_RATE
 from .metrics import compute_metric
 from .sentences import SpokenQuestion, answer_is_correct, word_error_rate
@@ -213,7 +213,7 @@ def evaluate_task(
     if task in TRANSCRIPT_TASKS:
         for name, responses in {**systems, "text": reference}.items():
             scores.setdefault(name, {})["wer"] = word_error_rate(transcripts, responses)
-    if task == "answer" and answers is not None:
+    if task in ANSWER_TASKS and answers is not None:
         for name, responses in {**systems, "text": reference}.items():
             scores.setdefault(name, {})["accuracy"] = answer_accuracy(responses, answers)
     examples = [

@@ -24,8 +24,11 @@ EVAL_INSTRUCTIONS = {
     "answer": "Answer the following question in one short sentence. {transcript}",
     "sentiment": "Is the sentiment of the following text positive, negative or neutral? Answer with one word. "
     "{transcript}",
+    # The speech is the whole user turn: a spoken instruction or question, followed as the LLM follows its text.
+    "follow": TRANSCRIPT,
 }
 TRANSCRIPT_TASKS = ("repeat",)
+ANSWER_TASKS = ("answer", "follow")  # scored by answer accuracy on tables of spoken questions
 
 
 @dataclass
