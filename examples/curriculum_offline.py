@@ -1,7 +1,9 @@
 """SpeechVerse-style curriculum on the offline stack, end to end: synthetic data, training, WER before and after.
 
     python examples/curriculum_offline.py --quick                       # ~10 min on 2 busy cores: every step
-    python examples/curriculum_offline.py --sentences 4000 --processes 2  # the real run (hours on 2 CPU cores)
+    python examples/curriculum_offline.py --sentences 4000 --processes 2  # the recipe's budgets (hours on 2 cores)
+    python examples/curriculum_offline.py --sentences 2000 --steps align=500,adapter=200,lora_asr=80,multitask=160
+                                                                         # README's run: about an hour here
     python examples/curriculum_offline.py ... --resume                   # continue a stopped run
 
 1. Builds the data sets `voxlm/train/configs/curriculum_offline.yaml` reads (skipped when they exist):
