@@ -41,7 +41,8 @@ def training_arguments(
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
-        **overrides,
+        # pinned memory only helps a GPU; on the CPU torch warns at every data loader
+        **{"dataloader_pin_memory": torch.cuda.is_available(), **overrides},
     )
 
 
