@@ -104,7 +104,8 @@ def train_table(args, continuations: Path, run_dir: Path, voice_list) -> Path:
 
 
 # Spoken instructions for the `follow` task (the speech is the whole request). Training only ever asks for
-# continuations, of template sentences that are not requests; `unseen_instructions` checks that none was trained on.
+# continuations, of template sentences that are not requests; `unseen_instructions` also drops those that are among
+# the spoken QA questions other recipes train on (after Whisper's normaliser, so "colour"/"color" still differ).
 INSTRUCTIONS = (
     "Name three colors of the rainbow.",
     "Tell me a short fact about the moon.",
