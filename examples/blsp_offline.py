@@ -289,7 +289,7 @@ def main(argv=None):
     step("5. starting model")
     untrained = untrained_model(args, whisper, smollm2, run_dir)
     start = Path(args.warm_start) if args.warm_start else untrained
-    if not (start / "config.json").is_file():
+    if args.warm_start and not (start / "config.json").is_file():
         raise SystemExit(f"--warm-start {start}: no VoxLM model there (config.json missing); pass a saved model folder")
     step("6. adapter training")
     trained = train(args, table, start, run_dir)

@@ -183,8 +183,8 @@ def main(argv=None) -> int:
         VOXLM_SMOLLM2=str(smollm2_dir()),
         HF_HUB_OFFLINE="1",
     )
+    recipe = write_recipe(args, output)  # first: a bad --steps fails before minutes of speech synthesis
     build_data(data, args.sentences, args.heldout_sentences, args.seed)
-    recipe = write_recipe(args, output)
     arguments = ["--config", str(recipe)] + (["--resume_from_checkpoint"] if args.resume else [])
     result = run_accelerate("voxlm.train.curriculum", arguments, args.processes)
     if result.returncode != 0:
