@@ -3,6 +3,10 @@
     python examples/blsp_offline.py                               # the full run (hours on a 2-core CPU)
     python examples/blsp_offline.py --warm-start runs/ctc/final   # BLSP from a VoxLM checkpoint whose adapter was
                                                                   # warmed up (e.g. by the CTC curriculum stage)
+    python examples/blsp_offline.py --warm-start shipped --instruction "{transcript}" --rows 1600 \
+        --continuation-tokens 48 --max-steps 300 --run-dir runs/blsp-follow
+                                  # from VoxLM's shipped checkpoint, aligned to SmolLM2's replies: the transcript
+                                  # is the whole request, so the model learns to reply to what it hears
     python examples/blsp_offline.py --quick                       # a few minutes: every step, end to end
 
 Each step is skipped when its output exists, and the long ones resume, so an interrupted run continues:
@@ -10,8 +14,9 @@ Each step is skipped when its output exists, and the long ones resume, so an int
   2. continuations of N train sentences written by SmolLM2 (`align continuations`, text only, kept in the cache so
      that every later run reuses them);
   3. espeak-ng speech for those sentences in train voices Whisper tiny.en can hear -> the training table;
-  4. evaluation tables in held-out voices: held-out sentences, spoken questions, spoken instructions never seen in
-     training (the `follow` task: the speech is the whole request), and the real recordings;
+  4. evaluation tables in held-out voices: held-out sentences, held-out requests (their questions and commands),
+     spoken questions, spoken instructions unlike any template sentence (for these three the `follow` task
+     matters: the speech is the whole request), and the real recordings;
   5. Whisper + a fresh BLSP adapter + SmolLM2: the "untrained" baseline, and the start unless `--warm-start`;
   6. `align train` (adapter only; `--objective kd` for BLSP-KD), resumed from its last checkpoint;
   7. `align evaluate` of the trained model (with the cascade, Whisper tiny.en -> SmolLM2), the warm start if any,
@@ -20,13 +25,16 @@ The commands run through `accelerate launch -m voxlm.train.align`, exactly as a 
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
 import time
 from pathlib import Path
 
-ALL_TASKS = "continue,repeat,translate,answer,sentiment"
+from voxlm.train.align_prompts import BLSP_INSTRUCTION, TRANSCRIPT
+
+ALL_TASKS = "continue,repeat,translate,answer,sentiment,follow"
 
 
 def parse_args(argv=None):
@@ -34,7 +42,18 @@ def parse_args(argv=None):
     parser.add_argument("--run-dir", default="runs/blsp-offline", help="Where tables, models and results go.")
     parser.add_argument("--rows", type=int, default=3000, help="Train sentences (continuations are cached).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--warm-start", default=None, help="A VoxLM folder to start from (its adapter warmed up).")
+    parser.add_argument(
+        "--warm-start",
+        default=None,
+        help="A VoxLM folder to start from (its adapter warmed up), or 'shipped' for VoxLM's shipped checkpoint.",
+    )
+    parser.add_argument(
+        "--instruction",
+        default=BLSP_INSTRUCTION,
+        help="What SmolLM2 is asked, with a {transcript} slot (default: BLSP's continuation prompt; "
+        "'{transcript}' alone aligns to its replies to the transcript as a request).",
+    )
+    parser.add_argument("--continuation-tokens", type=int, default=64, help="Longest continuation (BLSP: 64).")
     parser.add_argument("--objective", default="blsp", choices=["blsp", "kd"])
     parser.add_argument("--max-steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -76,14 +95,24 @@ def continuation_data(args, smollm2: Path, cache: Path) -> Path:
         text_file.parent.mkdir(parents=True, exist_ok=True)
         rows = [json.dumps({"text": text}) for text in sentences(args.rows, "train", seed=args.seed)]
         text_file.write_text("\n".join(rows) + "\n")
-    output = cache / "blsp-continuations" / f"smollm2-{name}"
+    output = cache / "blsp-continuations" / f"smollm2-{instruction_tag(args.instruction)}{name}"
     launch(
         "continuations",
         "--data", text_file, "--audio_column", "", "--model", smollm2, "--output_dir", output,
-        "--batch_size", 16, "--shard_size", 256,
+        "--instruction", args.instruction, "--max_new_tokens", args.continuation_tokens,
+        "--batch_size", 16, "--shard_size", 200,
         num_processes=args.num_processes,
     )  # fmt: skip
     return output
+
+
+def instruction_tag(instruction: str) -> str:
+    """Part of the cache folder's name that tells continuations of different instructions apart."""
+    if instruction == BLSP_INSTRUCTION:
+        return ""
+    if instruction.strip() == TRANSCRIPT:
+        return "follow-"
+    return hashlib.sha1(instruction.encode()).hexdigest()[:8] + "-"
 
 
 def train_table(args, continuations: Path, run_dir: Path, voice_list) -> Path:
@@ -103,8 +132,8 @@ def train_table(args, continuations: Path, run_dir: Path, voice_list) -> Path:
     return folder
 
 
-# Spoken instructions for the `follow` task (the speech is the whole request). Training only ever asks for
-# continuations, of template sentences that are not requests; `unseen_instructions` also drops those that are among
+# Spoken instructions for the `follow` task (the speech is the whole request), unlike the template sentences of
+# training (other forms, mostly other words); `unseen_instructions` drops any that is a training sentence or among
 # the spoken QA questions other recipes train on (after Whisper's normaliser, so "colour"/"color" still differ).
 INSTRUCTIONS = (
     "Name three colors of the rainbow.",
@@ -145,6 +174,13 @@ def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, s
             str(folder)
         )
     tables["held-out voices"] = (folder, "audio_path", "text", ALL_TASKS)
+    folder = run_dir / "eval-requests"
+    if not (folder / "state.json").exists():  # held-out sentences that ask for something: questions and commands
+        texts = sentences(args.eval_rows, "held_out", seed=args.seed, kinds=("question", "command"))
+        synthetic_speech_dataset(
+            texts, held_out_voices, seed=args.seed + 4, wav_dir=run_dir / "wav-requests"
+        ).save_to_disk(str(folder))
+    tables["spoken requests"] = (folder, "audio_path", "text", "follow")
     folder = run_dir / "eval-questions"
     if not (folder / "state.json").exists():
         questions = spoken_questions("held_out")[: args.eval_rows]
@@ -196,6 +232,27 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
             },
         )
         save_run(folder, model, processor, info)
+    return folder
+
+
+def check_warm_start(args) -> None:
+    """Fail before hours of work when --warm-start names no saved VoxLM model."""
+    if args.warm_start not in (None, "shipped") and not (Path(args.warm_start) / "config.json").is_file():
+        raise SystemExit(
+            f"--warm-start {args.warm_start}: no VoxLM model there (config.json missing); pass a saved model folder "
+            "or 'shipped'"
+        )
+
+
+def warm_start_model(args, run_dir: Path) -> Path | None:
+    """The --warm-start folder; 'shipped' assembles VoxLM's shipped checkpoint with the offline base models."""
+    if args.warm_start != "shipped":
+        return Path(args.warm_start) if args.warm_start else None
+    folder = run_dir / "shipped"
+    if not (folder / "config.json").exists():
+        from voxlm.train.shipped import hub_folder
+
+        hub_folder(folder)
     return folder
 
 
@@ -267,6 +324,7 @@ def summary(systems: dict[str, dict]) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
+    check_warm_start(args)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spin-waiting threads collapse on a busy CPU
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
@@ -288,15 +346,14 @@ def main(argv=None):
     tables = eval_tables(args, run_dir, voices("held_out", max_wer=args.max_voice_wer))
     step("5. starting model")
     untrained = untrained_model(args, whisper, smollm2, run_dir)
-    start = Path(args.warm_start) if args.warm_start else untrained
-    if args.warm_start and not (start / "config.json").is_file():
-        raise SystemExit(f"--warm-start {start}: no VoxLM model there (config.json missing); pass a saved model folder")
+    warm_start = warm_start_model(args, run_dir)
+    start = warm_start or untrained
     step("6. adapter training")
     trained = train(args, table, start, run_dir)
     step("7. evaluation")
     systems = {"trained": evaluate(args, trained, tables, whisper, run_dir, "trained", cascade=True)}
-    if args.warm_start:
-        systems["warm start"] = evaluate(args, start, tables, whisper, run_dir, "warm-start", cascade=False)
+    if warm_start:
+        systems["warm start"] = evaluate(args, warm_start, tables, whisper, run_dir, "warm-start", cascade=False)
     systems["untrained"] = evaluate(args, untrained, tables, whisper, run_dir, "untrained", cascade=False)
     report = summary(systems)
     wall = time.perf_counter() - started
