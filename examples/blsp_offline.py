@@ -304,6 +304,7 @@ COLUMNS = (  # (header, task, score)
     ("QA acc", "answer", "accuracy"),
     ("follow acc", "follow", "accuracy"),
     ("follow cos", "follow", "cosine"),
+    ("follow chrF", "follow", "chrf"),
 )
 
 
