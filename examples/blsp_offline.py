@@ -32,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-from voxlm.train.align_prompts import BLSP_INSTRUCTION, TRANSCRIPT
+from voxlm.train.align_prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
 
 ALL_TASKS = "continue,repeat,translate,answer,sentiment,follow"
 
@@ -108,6 +108,7 @@ def continuation_data(args, smollm2: Path, cache: Path) -> Path:
 
 def instruction_tag(instruction: str) -> str:
     """Part of the cache folder's name that tells continuations of different instructions apart."""
+    instruction = PromptFormat(instruction).instruction  # as `align continuations` records it
     if instruction == BLSP_INSTRUCTION:
         return ""
     if instruction.strip() == TRANSCRIPT:
@@ -159,45 +160,48 @@ def unseen_instructions(rows: int, seed: int) -> list[str]:
     return [text for text in INSTRUCTIONS if normalize_text(text) not in trained]
 
 
+def speech_table(folder: Path, texts: list[str], voice_list, seed: int, wav_dir: Path, **columns) -> Path:
+    """`texts` spoken in `voice_list`, with extra `columns`, saved in `folder` unless an earlier run saved them."""
+    from voxlm.train.speech import synthetic_speech_dataset
+
+    if not (folder / "state.json").exists():
+        table = synthetic_speech_dataset(texts, voice_list, seed=seed, wav_dir=wav_dir)
+        for name, values in columns.items():
+            table = table.add_column(name, values)
+        table.save_to_disk(str(folder))
+    return folder
+
+
 def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, str, str, str]]:
     """Step 4: {name: (table, audio column, transcript column, tasks)}."""
     import datasets
 
     from voxlm.train.sentences import sentences, spoken_questions
-    from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
+    from voxlm.train.speech import recordings_dataset
 
     tables = {}
-    folder = run_dir / "eval-held-out-voices"
-    if not (folder / "state.json").exists():
-        texts = sentences(args.eval_rows, "held_out", seed=args.seed)
-        synthetic_speech_dataset(texts, held_out_voices, seed=args.seed + 1, wav_dir=run_dir / "wav-eval").save_to_disk(
-            str(folder)
-        )
+    texts = sentences(args.eval_rows, "held_out", seed=args.seed)
+    folder = speech_table(run_dir / "eval-held-out-voices", texts, held_out_voices, args.seed + 1, run_dir / "wav-eval")
     tables["held-out voices"] = (folder, "audio_path", "text", ALL_TASKS)
-    folder = run_dir / "eval-requests"
-    if not (folder / "state.json").exists():  # held-out sentences that ask for something: questions and commands
-        texts = sentences(args.eval_rows, "held_out", seed=args.seed, kinds=("question", "command"))
-        synthetic_speech_dataset(
-            texts, held_out_voices, seed=args.seed + 4, wav_dir=run_dir / "wav-requests"
-        ).save_to_disk(str(folder))
+    # held-out sentences that ask for something: questions and commands
+    texts = sentences(args.eval_rows, "held_out", seed=args.seed, kinds=("question", "command"))
+    folder = speech_table(run_dir / "eval-requests", texts, held_out_voices, args.seed + 4, run_dir / "wav-requests")
     tables["spoken requests"] = (folder, "audio_path", "text", "follow")
-    folder = run_dir / "eval-questions"
-    if not (folder / "state.json").exists():
-        questions = spoken_questions("held_out")[: args.eval_rows]
-        table = synthetic_speech_dataset(
-            [q.question for q in questions], held_out_voices, seed=args.seed + 2, wav_dir=run_dir / "wav-questions"
-        )
-        table = table.add_column("answer", [q.answer for q in questions])
-        table.add_column("aliases", [list(q.aliases) for q in questions]).save_to_disk(str(folder))
+    questions = spoken_questions("held_out")[: args.eval_rows]
+    folder = speech_table(
+        run_dir / "eval-questions",
+        [q.question for q in questions],
+        held_out_voices,
+        args.seed + 2,
+        run_dir / "wav-questions",
+        answer=[q.answer for q in questions],
+        aliases=[list(q.aliases) for q in questions],
+    )
     tables["spoken questions"] = (folder, "audio_path", "text", "answer,follow,repeat")
-    folder = run_dir / "eval-instructions"
-    if not (folder / "state.json").exists():
-        synthetic_speech_dataset(
-            unseen_instructions(args.rows, args.seed),
-            held_out_voices,
-            seed=args.seed + 3,
-            wav_dir=run_dir / "wav-instructions",
-        ).save_to_disk(str(folder))
+    texts = unseen_instructions(args.rows, args.seed)
+    folder = speech_table(
+        run_dir / "eval-instructions", texts, held_out_voices, args.seed + 3, run_dir / "wav-instructions"
+    )
     tables["spoken instructions"] = (folder, "audio_path", "text", "follow")
     folder = run_dir / "eval-real"
     if not (folder / "state.json").exists():
@@ -237,10 +241,12 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
 
 def check_warm_start(args) -> None:
     """Fail before hours of work when --warm-start names no saved VoxLM model."""
-    if args.warm_start not in (None, "shipped") and not (Path(args.warm_start) / "config.json").is_file():
+    from voxlm.train.align_data import is_voxlm_folder
+
+    if args.warm_start not in (None, "shipped") and not is_voxlm_folder(args.warm_start):
         raise SystemExit(
-            f"--warm-start {args.warm_start}: no VoxLM model there (config.json missing); pass a saved model folder "
-            "or 'shipped'"
+            f"--warm-start {args.warm_start}: no VoxLM model there (no config.json of model_type 'voxlm'); pass a "
+            "saved model folder or 'shipped'"
         )
 
 
