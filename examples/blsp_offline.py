@@ -10,7 +10,7 @@
     python examples/blsp_offline.py --quick                       # a few minutes: every step, end to end
 
 Each step is skipped when its output exists, and the long ones resume, so an interrupted run continues:
-  1. the offline base models (`voxlm.train.assets`);
+  1. the offline base models (`voxlm.train.offline.assets`);
   2. continuations of N train sentences written by SmolLM2 (`align continuations`, text only, kept in the cache so
      that every later run reuses them);
   3. espeak-ng speech for those sentences in train voices Whisper tiny.en can hear -> the training table;
@@ -32,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-from voxlm.train.align_prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from voxlm.train.align.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
 
 ALL_TASKS = "continue,repeat,translate,answer,sentiment,follow"
 
@@ -73,7 +73,7 @@ def parse_args(argv=None):
 
 def launch(command: str, *options, num_processes: int = 1) -> None:
     """`accelerate launch -m voxlm.train.align <command> <options>` on `num_processes` processes."""
-    from voxlm.train.launch import run_accelerate
+    from voxlm.train.core.launch import run_accelerate
 
     arguments = [command] + [str(option) for option in options]
     print(f"$ accelerate launch -m voxlm.train.align {' '.join(arguments)}", flush=True)
@@ -87,7 +87,7 @@ def step(name: str):
 # ------------------------------------------------------------------------------------------------- data
 def continuation_data(args, smollm2: Path, cache: Path) -> Path:
     """Step 2: the sentences (written once, then reused as they are) and SmolLM2's continuations of them."""
-    from voxlm.train.sentences import sentences
+    from voxlm.train.offline.sentences import sentences
 
     name = f"train-{args.rows}-seed{args.seed}"
     text_file = cache / "blsp-sentences" / f"{name}.jsonl"
@@ -120,7 +120,7 @@ def train_table(args, continuations: Path, run_dir: Path, voice_list) -> Path:
     """Step 3: the transcripts spoken by train voices, beside their continuations."""
     import datasets
 
-    from voxlm.train.speech import synthetic_speech_dataset
+    from voxlm.train.offline.speech import synthetic_speech_dataset
 
     folder = run_dir / "train-table"
     if (folder / "state.json").exists():
@@ -153,7 +153,7 @@ INSTRUCTIONS = (
 
 
 def unseen_instructions(rows: int, seed: int) -> list[str]:
-    from voxlm.train.sentences import normalize_text, sentences, spoken_questions
+    from voxlm.train.offline.sentences import normalize_text, sentences, spoken_questions
 
     trained = {normalize_text(text) for text in sentences(rows, "train", seed=seed)}
     trained |= {normalize_text(item.question) for item in spoken_questions()}
@@ -162,7 +162,7 @@ def unseen_instructions(rows: int, seed: int) -> list[str]:
 
 def speech_table(folder: Path, texts: list[str], voice_list, seed: int, wav_dir: Path, **columns) -> Path:
     """`texts` spoken in `voice_list`, with extra `columns`, saved in `folder` unless an earlier run saved them."""
-    from voxlm.train.speech import synthetic_speech_dataset
+    from voxlm.train.offline.speech import synthetic_speech_dataset
 
     if not (folder / "state.json").exists():
         table = synthetic_speech_dataset(texts, voice_list, seed=seed, wav_dir=wav_dir)
@@ -176,8 +176,8 @@ def eval_tables(args, run_dir: Path, held_out_voices) -> dict[str, tuple[Path, s
     """Step 4: {name: (table, audio column, transcript column, tasks)}."""
     import datasets
 
-    from voxlm.train.sentences import sentences, spoken_questions
-    from voxlm.train.speech import recordings_dataset
+    from voxlm.train.offline.sentences import sentences, spoken_questions
+    from voxlm.train.offline.speech import recordings_dataset
 
     tables = {}
     texts = sentences(args.eval_rows, "held_out", seed=args.seed)
@@ -224,7 +224,7 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
         import torch
 
         from voxlm.hub_cards import RunInfo, save_run
-        from voxlm.train.align_data import assemble_voxlm
+        from voxlm.train.align.data import assemble_voxlm
 
         torch.manual_seed(args.seed)
         model, processor = assemble_voxlm(str(whisper), str(smollm2), adapter="blsp")
@@ -241,7 +241,7 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
 
 def check_warm_start(args) -> None:
     """Fail before hours of work when --warm-start names no saved VoxLM model."""
-    from voxlm.train.align_data import is_voxlm_folder
+    from voxlm.train.align.data import is_voxlm_folder
 
     if args.warm_start not in (None, "shipped") and not is_voxlm_folder(args.warm_start):
         raise SystemExit(
@@ -256,7 +256,7 @@ def warm_start_model(args, run_dir: Path) -> Path | None:
         return Path(args.warm_start) if args.warm_start else None
     folder = run_dir / "shipped"
     if not (folder / "config.json").exists():
-        from voxlm.train.shipped import hub_folder
+        from voxlm.train.offline.shipped import hub_folder
 
         hub_folder(folder)
     return folder
@@ -264,7 +264,7 @@ def warm_start_model(args, run_dir: Path) -> Path | None:
 
 def train(args, table: Path, start: Path, run_dir: Path) -> Path:
     """Step 6: adapter-only BLSP (or BLSP-KD), resumed from the last checkpoint if there is one."""
-    from voxlm.train.trainer import last_complete_checkpoint
+    from voxlm.train.core.trainer import last_complete_checkpoint
 
     output = run_dir / f"{args.objective}-trained"
     if (output / "align_settings.json").exists():
@@ -338,8 +338,8 @@ def main(argv=None):
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    from voxlm.train.assets import cache_dir, minilm_dir, smollm2_dir, whisper_tiny_en_dir
-    from voxlm.train.speech import voices
+    from voxlm.train.offline.assets import cache_dir, minilm_dir, smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.offline.speech import voices
 
     step("1. offline base models")
     whisper, smollm2 = whisper_tiny_en_dir(), smollm2_dir()

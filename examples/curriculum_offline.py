@@ -6,7 +6,7 @@
                                                                          # README's run: about an hour here
     python examples/curriculum_offline.py ... --resume                   # continue a stopped run
 
-1. Builds the data sets `voxlm/train/configs/curriculum_offline.yaml` reads (skipped when they exist):
+1. Builds the data sets `train/configs/curriculum_offline.yaml` reads (skipped when they exist):
    ASR on varied sentences spoken by espeak-ng's training voices, held-out sentences in held-out voices, the real
    recordings of the offline stack, spoken questions with one-word answers, and sentence types.
 2. Runs the curriculum (CTC warm-up, adapter, LoRA on ASR, multitask) with `accelerate launch`, Whisper tiny.en as
@@ -58,7 +58,7 @@ def parse_steps(text: str) -> dict[str, int]:
 
 def training_voices(split: str):
     """The espeak-ng voices of `split`; voices Whisper tiny.en cannot hear (whispered speech) are left out."""
-    from voxlm.train.speech import voices
+    from voxlm.train.offline.speech import voices
 
     try:
         return voices(split, max_wer=0.6)
@@ -68,8 +68,8 @@ def training_voices(split: str):
 
 def build_data(folder: Path, train_sentences: int, heldout_sentences: int, seed: int) -> None:
     """Synthesize the data sets with espeak-ng (16 kHz float arrays) and save them with `save_to_disk`."""
-    from voxlm.train.sentences import SENTENCE_KINDS, sentences, spoken_questions
-    from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
+    from voxlm.train.offline.sentences import SENTENCE_KINDS, sentences, spoken_questions
+    from voxlm.train.offline.speech import recordings_dataset, synthetic_speech_dataset
 
     folder.mkdir(parents=True, exist_ok=True)
     train_voices, heldout_voices = training_voices("train"), training_voices("held_out")
@@ -109,7 +109,7 @@ def build_data(folder: Path, train_sentences: int, heldout_sentences: int, seed:
 
 def write_recipe(args, output: Path) -> Path:
     """The shipped recipe with this run's paths (and, for --quick, tiny step budgets)."""
-    from voxlm.train.config import load_yaml
+    from voxlm.train.core.config import load_yaml
 
     recipe = load_yaml(str(CONFIG))  # expands VOXLM_* set by `main`
     if args.quick:  # small batches, few steps, small evaluation sets: every part runs, nothing learns much
@@ -171,8 +171,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.quick:
         args.sentences, args.heldout_sentences = min(args.sentences, 240), min(args.heldout_sentences, 40)
-    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
-    from voxlm.train.launch import run_accelerate
+    from voxlm.train.core.launch import run_accelerate
+    from voxlm.train.offline.assets import smollm2_dir, whisper_tiny_en_dir
 
     started = time.time()
     data, output = Path(args.data).resolve(), Path(args.output).resolve()

@@ -56,7 +56,7 @@ def plain_text(sentence: str) -> str:
 
 def style_task(num_sentences: int, split: str, seed: int) -> list[dict]:
     """Each sentence in the three styles, each clip by a voice of the split drawn at random."""
-    from voxlm.train.speech import sentences, voices
+    from voxlm.train.offline.speech import sentences, voices
 
     rng = random.Random(f"style-{split}-{seed}")
     voice_list = voices("train" if split == "train" else "held_out")
@@ -79,7 +79,7 @@ def style_task(num_sentences: int, split: str, seed: int) -> list[dict]:
 
 def kind_task(num_per_kind: int, split: str, seed: int) -> list[dict]:
     """Sentences of three kinds, each spoken once by a voice of the split with its own speed and pitch range."""
-    from voxlm.train.speech import renditions, sentences, voices
+    from voxlm.train.offline.speech import renditions, sentences, voices
 
     voice_list = voices("train" if split == "train" else "held_out")
     rows = []
@@ -91,7 +91,7 @@ def kind_task(num_per_kind: int, split: str, seed: int) -> list[dict]:
 
 
 def synthesize_rows(rows: list[dict]) -> list[np.ndarray]:
-    from voxlm.train.speech import synthesize_many
+    from voxlm.train.offline.speech import synthesize_many
 
     return synthesize_many(
         [row["transcript"] for row in rows],
@@ -107,7 +107,7 @@ def prepare(output: Path, args: argparse.Namespace) -> tuple[Path, dict[str, Pat
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     from voxlm.processing import SpeechUnitTokenizer
-    from voxlm.train.assets import whisper_tiny_en_dir
+    from voxlm.train.offline.assets import whisper_tiny_en_dir
 
     units_dir, data_dirs = output / "units", {task: output / "data" / task for task in args.tasks}
     if units_dir.is_dir() and all(path.is_dir() for path in data_dirs.values()):
@@ -160,7 +160,7 @@ def prepare(output: Path, args: argparse.Namespace) -> tuple[Path, dict[str, Pat
 
 
 def lm_dir(name: str) -> str:
-    from voxlm.train.assets import minilm_dir, smollm2_dir
+    from voxlm.train.offline.assets import minilm_dir, smollm2_dir
 
     return str(minilm_dir() if name == "minilm" else smollm2_dir())
 

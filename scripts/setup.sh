@@ -51,5 +51,5 @@ else
     touch "$stamp"
 fi
 say "preparing the offline base models (converted once, then reused from the cache)"
-HF_HUB_OFFLINE=1 "$PY" -m voxlm.train.assets
+HF_HUB_OFFLINE=1 "$PY" -m voxlm.train.offline.assets
 say "done in ${SECONDS} s: activate with 'source $VENV/bin/activate'"

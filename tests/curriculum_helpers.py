@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from tiny import tiny_voxlm
 from tiny_data import tiny_spoken_dataset
 
-from voxlm.train.launch import run_accelerate
+from voxlm.train.core.launch import run_accelerate
 
 TESTS = Path(__file__).parent
 

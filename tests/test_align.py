@@ -20,16 +20,16 @@ from tiny import tiny_voxlm, tone
 
 from voxlm.hub_cards import RunInfo
 from voxlm.train import align
-from voxlm.train.align_continuations import (
+from voxlm.train.align.continuations import (
     ContinuationArguments,
     check_or_write_settings,
     generate_continuations,
     read_rows,
     run_settings,
 )
-from voxlm.train.align_prompts import BLSP_INSTRUCTION, EVAL_INSTRUCTIONS, PromptFormat
-from voxlm.train.align_training import AlignCollator, distillation_loss, kd_loss, label_positions
-from voxlm.train.sentences import SpokenQuestion, answer_is_correct
+from voxlm.train.align.prompts import BLSP_INSTRUCTION, EVAL_INSTRUCTIONS, PromptFormat
+from voxlm.train.align.training import AlignCollator, distillation_loss, kd_loss, label_positions
+from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
 WORDS = "the quick brown fox jumps over lazy dog hello world this is a test of speech and language".split()
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
@@ -352,7 +352,7 @@ def test_evaluation_scores_the_responses_it_reports(tiny_folder, tmp_path):
     from tiny import tiny_tokenizer
     from transformers import BertConfig, BertModel
 
-    from voxlm.train.sentences import word_error_rate
+    from voxlm.train.offline.sentences import word_error_rate
 
     embedder = tmp_path / "embedder"
     tokenizer = tiny_tokenizer()

@@ -11,7 +11,7 @@ from tiny import tiny_audio_config
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import WhisperForConditionalGeneration
 
-from voxlm.train import assets
+from voxlm.train.offline import assets
 
 WHISPER_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>"]
 WHISPER_SPECIALS += ["<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
@@ -194,7 +194,7 @@ def test_cached_folder_builds_once_then_reuses(tmp_path, monkeypatch, caplog):
         (folder / "weights.txt").write_text("ok")
 
     first = assets.cached_folder("thing-v1", build)
-    with caplog.at_level(logging.INFO, logger="voxlm.train.assets"):
+    with caplog.at_level(logging.INFO, logger="voxlm.train.offline.assets"):
         second = assets.cached_folder("thing-v1", build)
     assert first == second == tmp_path / "thing-v1"
     assert len(calls) == 1 and (first / "weights.txt").read_text() == "ok"
@@ -251,7 +251,7 @@ def test_command_help_and_missing_package(tmp_path, monkeypatch, capsys):
 def test_whisper_tiny_en_transcribes_librivox():
     from transformers import AutoProcessor
 
-    from voxlm.train.speech import real_recordings, transcribe, word_error_rate
+    from voxlm.train.offline.speech import real_recordings, transcribe, word_error_rate
 
     torch.set_num_threads(1)
     folder = assets.whisper_tiny_en_dir()

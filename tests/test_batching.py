@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voxlm.train.batching import BudgetBatchSampler, budget_batches, pack_sorted
+from voxlm.train.core.batching import BudgetBatchSampler, budget_batches, pack_sorted
 
 
 def padded_costs(costs: np.ndarray, batch: list[int]) -> np.ndarray:

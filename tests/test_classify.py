@@ -13,8 +13,8 @@ from transformers import AutoModelForSequenceClassification, AutoProcessor, Auto
 from voxlm.hub_cards.push import export_folder
 from voxlm.processing import SpeechTokProcessor
 from voxlm.train import classify
-from voxlm.train.classification import balanced_class_weights, classification_metrics, weighted_cross_entropy
-from voxlm.train.token_adaptation import adapt_new_embeddings, lm_objective, load_language_model
+from voxlm.train.classify.adaptation import adapt_new_embeddings, lm_objective, load_language_model
+from voxlm.train.classify.classification import balanced_class_weights, classification_metrics, weighted_cross_entropy
 
 torch.set_num_threads(1)
 VOCABULARY = [f"<|a0_{code}|>" for code in range(30)]

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from voxlm.train import demo
+from voxlm.train.offline import demo
 
 
 class OverlapEmbedder:
@@ -85,8 +85,8 @@ def test_rerun_reuses_every_finished_step_and_says_so(tmp_path, monkeypatch, cap
     monkeypatch.setattr(demo, "load_eval_data", lambda folder: eval_data())
     monkeypatch.setenv("VOXLM_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cache" / "whisper").mkdir(parents=True)  # converted by an earlier run
-    monkeypatch.setattr("voxlm.train.assets.whisper_tiny_en_dir", lambda: tmp_path / "cache" / "whisper")
-    monkeypatch.setattr("voxlm.train.assets.smollm2_dir", lambda: tmp_path / "smollm2")
+    monkeypatch.setattr("voxlm.train.offline.assets.whisper_tiny_en_dir", lambda: tmp_path / "cache" / "whisper")
+    monkeypatch.setattr("voxlm.train.offline.assets.smollm2_dir", lambda: tmp_path / "smollm2")
     args = argparse.Namespace(workdir=workdir, audio_model=None, text_model=None, data=None, eval_size=2,
                               finetune_steps=3, finetune_sentences=4)  # fmt: skip
     assert demo.run(args) == 0

@@ -2,8 +2,8 @@ import pytest
 import torch
 from tiny import tiny_voxlm, tone
 
-from voxlm.train.evaluate import flat_metrics, format_table, generate_answers, score_answers
-from voxlm.train.tasks import build_tasks
+from voxlm.train.core.evaluate import flat_metrics, format_table, generate_answers, score_answers
+from voxlm.train.core.tasks import build_tasks
 
 EXAMPLES = [
     {

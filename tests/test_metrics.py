@@ -5,7 +5,7 @@ import pytest
 import sacrebleu
 from sklearn.metrics import f1_score
 
-from voxlm.train.metrics import METRICS, METRICS_DIR, compute_metric, load_metric, metric_path
+from voxlm.train.core.metrics import METRICS, METRICS_DIR, compute_metric, load_metric, metric_path
 
 
 @pytest.mark.parametrize("name", METRICS)

@@ -12,7 +12,7 @@ PROMPT = [{"role": "user", "content": "Name three colours of the rainbow."}]
 def assembled():
     from voxlm.modeling import VoxLMForConditionalGeneration
     from voxlm.processing import VoxLMProcessor
-    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.offline.assets import smollm2_dir, whisper_tiny_en_dir
 
     torch.set_num_threads(1)
     whisper, smollm2 = whisper_tiny_en_dir(), smollm2_dir()
@@ -24,7 +24,7 @@ def assembled():
 def test_parts_come_from_the_offline_weights(assembled):
     from transformers import AutoModelForCausalLM
 
-    from voxlm.train.assets import smollm2_dir
+    from voxlm.train.offline.assets import smollm2_dir
 
     model, processor = assembled
     assert model.config.audio_config.d_model == 384 and model.config.audio_config.encoder_layers == 4
@@ -37,7 +37,7 @@ def test_parts_come_from_the_offline_weights(assembled):
 def test_text_only_chat_prompt_generates_exactly_like_smollm2(assembled):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from voxlm.train.assets import smollm2_dir
+    from voxlm.train.offline.assets import smollm2_dir
 
     model, processor = assembled
     inputs = processor.apply_chat_template(PROMPT, add_generation_prompt=True, tokenize=True)
@@ -55,7 +55,7 @@ def test_text_only_chat_prompt_generates_exactly_like_smollm2(assembled):
 
 
 def test_audio_prompt_runs_end_to_end(assembled):
-    from voxlm.train.speech import real_recordings
+    from voxlm.train.offline.speech import real_recordings
 
     model, processor = assembled
     clip = next(r for r in real_recordings(["librivox"]) if r.id.endswith("-0880"))  # 2.9 s of real speech

@@ -11,14 +11,14 @@ WER_HELDOUT = 0.3  # the card records 0.12 on 24 held-out clips (README: the dem
 
 @pytest.fixture(scope="module")
 def shipped():
-    from voxlm.train.shipped import assemble
+    from voxlm.train.offline.shipped import assemble
 
     torch.set_num_threads(1)
     return assemble()
 
 
 def repeat(model, processor, clips) -> list[str]:
-    from voxlm.train.evaluate import generate_answers
+    from voxlm.train.core.evaluate import generate_answers
 
     examples = [{"audio": clip, "instruction": REPEAT} for clip in clips]
     return generate_answers(model, processor, examples, batch_size=4, max_new_tokens=40, progress=False)
@@ -28,7 +28,7 @@ def test_shipped_files_hold_only_what_the_base_assets_lack():
     from safetensors import safe_open
 
     from voxlm.hub_cards import RunInfo
-    from voxlm.train.shipped import ADAPTER_FILE, TRAINED_PREFIXES, shipped_dir
+    from voxlm.train.offline.shipped import ADAPTER_FILE, TRAINED_PREFIXES, shipped_dir
 
     folder = shipped_dir()
     weights = folder / ADAPTER_FILE
@@ -39,13 +39,13 @@ def test_shipped_files_hold_only_what_the_base_assets_lack():
     assert names and all(name.startswith(TRAINED_PREFIXES) for name in names)
     info = RunInfo.load(folder)
     assert info.training["cpu_seconds"] > 3600  # the card records the real training cost
-    assert "voxlm.train.shipped train" in (folder / "README.md").read_text()
+    assert "voxlm.train.offline.shipped train" in (folder / "README.md").read_text()
 
 
 def test_shipped_model_keeps_the_base_weights_and_loads_the_adapter(shipped):
     from safetensors.torch import load_file
 
-    from voxlm.train.shipped import ADAPTER_FILE, shipped_dir, untrained
+    from voxlm.train.offline.shipped import ADAPTER_FILE, shipped_dir, untrained
 
     model, _ = shipped
     adapter = load_file(str(shipped_dir() / ADAPTER_FILE))
@@ -60,9 +60,9 @@ def test_shipped_model_keeps_the_base_weights_and_loads_the_adapter(shipped):
 
 
 def test_shipped_model_repeats_speech_in_voices_it_never_heard(shipped):
-    from voxlm.train.sentences import sentences, word_error_rate
-    from voxlm.train.shipped import heldout_voices
-    from voxlm.train.speech import audio_of, synthetic_speech_dataset
+    from voxlm.train.offline.sentences import sentences, word_error_rate
+    from voxlm.train.offline.shipped import heldout_voices
+    from voxlm.train.offline.speech import audio_of, synthetic_speech_dataset
 
     texts = sentences(6, "held_out", seed=101)
     table = synthetic_speech_dataset(texts, heldout_voices(), seed=101, progress=False)

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture(scope="module")
 def librivox():
-    from voxlm.train.speech import real_recordings
+    from voxlm.train.offline.speech import real_recordings
 
     return [recording.audio for recording in real_recordings(["librivox"])[:4]]
 
@@ -18,7 +18,7 @@ def librivox():
 @pytest.fixture(scope="module")
 def units(librivox):
     from voxlm.processing import SpeechUnitTokenizer
-    from voxlm.train.assets import whisper_tiny_en_dir
+    from voxlm.train.offline.assets import whisper_tiny_en_dir
 
     torch.set_num_threads(1)
     tokenizer = SpeechUnitTokenizer.from_parts(str(whisper_tiny_en_dir()), layer=2, num_units=32, frame_pooling=2)
@@ -39,7 +39,7 @@ def test_real_units_and_processor_round_trip(units, librivox, tmp_path):
     from transformers import AutoProcessor
 
     from voxlm.processing import SpeechTokProcessor
-    from voxlm.train.assets import minilm_dir
+    from voxlm.train.offline.assets import minilm_dir
 
     kept = units.vocabulary[::2]
     processor = SpeechTokProcessor.from_parts(str(minilm_dir()), kept, speech_units=units, max_length=256)

@@ -10,8 +10,8 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly
 
-from voxlm.train import sentences as text
-from voxlm.train import speech
+from voxlm.train.offline import sentences as text
+from voxlm.train.offline import speech
 
 requires_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 requires_recordings = pytest.mark.skipif(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from voxlm.train.tasks import BUILTIN_TASKS, build_tasks, format_value, get_task
+from voxlm.train.core.tasks import BUILTIN_TASKS, build_tasks, format_value, get_task
 
 
 def test_builtin_tasks_cover_the_speechverse_families():

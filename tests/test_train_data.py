@@ -6,7 +6,7 @@ import torch
 from tiny import tiny_tokenizer, tiny_voxlm, tone
 from tiny_data import tiny_spoken_dataset
 
-from voxlm.train.data import (
+from voxlm.train.core.data import (
     DatasetSpec,
     Source,
     SpeechTaskCollator,
@@ -19,7 +19,7 @@ from voxlm.train.data import (
     load_dataset_spec,
     read_audio,
 )
-from voxlm.train.tasks import build_tasks
+from voxlm.train.core.tasks import build_tasks
 
 
 @pytest.fixture(scope="module")

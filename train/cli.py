@@ -10,9 +10,9 @@ import sys
 
 # name -> module defining `register(subparsers)`; these modules import torch and transformers only when they run.
 SUBCOMMANDS = {
-    "demo": "voxlm.train.demo",
+    "demo": "voxlm.train.offline.demo",
     "push": "voxlm.hub_cards.push",
-    "classify": "voxlm.train.classify_command",
+    "classify": "voxlm.train.classify.command",
 }
 
 

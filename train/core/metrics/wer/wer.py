@@ -1,7 +1,7 @@
 """Word error rate after Whisper-style text normalisation, as an `evaluate` metric module.
 
-Load it offline from its folder: `evaluate.load("/path/to/voxlm/train/metrics/wer")` (or
-`voxlm.train.metrics.load_metric("wer")`).
+Load it offline from its folder: `evaluate.load("/path/to/voxlm/train/core/metrics/wer")` (or
+`voxlm.train.core.metrics.load_metric("wer")`).
 """
 
 import datasets

@@ -24,7 +24,9 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 from transformers.utils import logging
 
-from .align_data import (
+from voxlm.train.core.config import use_cpu
+
+from .data import (
     absolute_audio_reference,
     check_columns,
     data_root,
@@ -32,8 +34,7 @@ from .align_data import (
     load_table,
     normalize_transcripts,
 )
-from .align_prompts import BLSP_INSTRUCTION, PromptFormat
-from .config import use_cpu
+from .prompts import BLSP_INSTRUCTION, PromptFormat
 
 logger = logging.get_logger(__name__)
 

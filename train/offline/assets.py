@@ -12,7 +12,7 @@ stack") and are converted into ordinary folders that `from_pretrained` loads lik
 Folders live under `$VOXLM_CACHE` (default `~/.cache/voxlm`). Each is built in a temporary folder and renamed into
 place, so an interrupted run never leaves half a folder, and a second call reuses it::
 
-    python -m voxlm.train.assets            # prepare everything, print where it is and how long it took
+    python -m voxlm.train.offline.assets            # prepare everything, print where it is and how long it took
 """
 
 import argparse
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from transformers.utils import logging
 
-logger = logging.get_logger("voxlm.train.assets")  # not __name__: it is "__main__" under `python -m`
+logger = logging.get_logger("voxlm.train.offline.assets")  # not __name__: it is "__main__" under `python -m`
 
 CACHE_ENV = "VOXLM_CACHE"
 DEFAULT_CACHE = "~/.cache/voxlm"
@@ -512,7 +512,7 @@ def _log_to_stderr() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m voxlm.train.assets",
+        prog="python -m voxlm.train.offline.assets",
         description="Prepare the offline base models (converted once from PyPI packages, then cached) and print "
         f"where they are. The cache is ${CACHE_ENV} (default {DEFAULT_CACHE}).",
     )

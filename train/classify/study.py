@@ -35,8 +35,8 @@ from transformers.utils import logging
 
 from voxlm.processing import SpeechTokenSelector, SpeechTokProcessor, SpeechUnitTokenizer
 
+from .adaptation import adapt_new_embeddings, lm_objective, load_language_model
 from .classification import add_lora, finetune_and_evaluate, load_classifier
-from .token_adaptation import adapt_new_embeddings, lm_objective, load_language_model
 
 logger = logging.get_logger(__name__)
 
@@ -440,7 +440,7 @@ def run_from_args(args: argparse.Namespace) -> list[dict]:
 
 def main(argv=None) -> list[dict]:
     """`python -m voxlm.train.classify --config <yaml>` (or `accelerate launch -m ...`, or `voxlm classify`)."""
-    from .classify_command import register
+    from .command import register
 
     subparsers = argparse.ArgumentParser(prog="voxlm.train").add_subparsers()
     register(subparsers)

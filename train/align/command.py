@@ -23,14 +23,14 @@ COMMANDS = ("continuations", "train", "evaluate")
 
 def command_dataclasses(command: str) -> tuple:
     if command == "continuations":
-        from .align_continuations import ContinuationArguments
+        from .continuations import ContinuationArguments
 
         return (ContinuationArguments,)
     if command == "train":
-        from .align_training import AlignTrainArguments, AlignTrainingArguments
+        from .training import AlignTrainArguments, AlignTrainingArguments
 
         return (AlignTrainArguments, AlignTrainingArguments)
-    from .align_evaluate import AlignEvalArguments
+    from .evaluate import AlignEvalArguments
 
     return (AlignEvalArguments,)
 
@@ -84,14 +84,14 @@ def main(argv: list[str] | None = None):
     show_progress_messages()
     command, args = argv[0], parse_command_args(argv[0], argv[1:])
     if command == "continuations":
-        from .align_continuations import generate_continuations
+        from .continuations import generate_continuations
 
         return generate_continuations(*args)
     if command == "train":
-        from .align_training import train
+        from .training import train
 
         return train(*args)
-    from .align_evaluate import evaluate_alignment
+    from .evaluate import evaluate_alignment
 
     return evaluate_alignment(*args)
 

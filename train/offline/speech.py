@@ -3,10 +3,10 @@
 - `synthesize(text, voice, speed, pitch)` / `synthesize_many(...)`: English speech from espeak-ng, as 16 kHz float32.
 - `voices(split, max_wer)`: a catalogue of 80 English espeak-ng voices (8 accents x 10 variants, with speed and pitch
   ranges), split deterministically into train (60) and held-out (20) voices, each with the word error rate of
-  Whisper tiny.en on it, measured by `python -m voxlm.train.speech measure-voices` and stored in `voices.json`
+  Whisper tiny.en on it, measured by `python -m voxlm.train.offline.speech measure-voices` and stored in `voices.json`
   beside this file. `voices("held_out", max_wer=0.3)` gives the held-out voices Whisper tiny.en can hear.
 - `sentences(...)`, `spoken_questions(...)`: varied English text and spoken questions with short answers
-  (see `voxlm.train.sentences`).
+  (see `voxlm.train.offline.sentences`).
 - `real_recordings()`: the real recorded speech of the offline stack, with reference transcripts.
 - `synthetic_speech_dataset(...)`, `recordings_dataset(...)`: `datasets.Dataset`s holding float arrays (or wav
   paths), never `Audio()` columns, whose decoding needs torchcodec.
@@ -51,7 +51,7 @@ from .sentences import (
     word_error_rate,
 )
 
-logger = logging.get_logger("voxlm.train.speech")  # not __name__: it is "__main__" under `python -m`
+logger = logging.get_logger("voxlm.train.offline.speech")  # not __name__: it is "__main__" under `python -m`
 
 SAMPLING_RATE = 16000
 ESPEAK_SAMPLING_RATE = 22050
@@ -246,7 +246,9 @@ def voices(split: str | None = None, max_wer: float | None = None) -> list[Voice
     chosen = [voice for voice in _catalogue() if split is None or voice.split == split]
     if max_wer is not None:
         if not any(voice.whisper_wer is not None for voice in chosen):
-            raise ValueError(f"No measured WERs in {VOICES_FILE}; run `python -m voxlm.train.speech measure-voices`.")
+            raise ValueError(
+                f"No measured WERs in {VOICES_FILE}; run `python -m voxlm.train.offline.speech measure-voices`."
+            )
         chosen = [voice for voice in chosen if voice.whisper_wer is not None and voice.whisper_wer <= max_wer]
     return chosen
 
@@ -539,9 +541,9 @@ def _write_measurements(path: Path, results: dict[str, dict], args: argparse.Nam
     payload = json.loads(path.read_text()) if path.is_file() else {"voices": {}}
     method = "one by one" if args.one_by_one else "in windows of up to 28 s (pack_clips)"
     payload.setdefault("measured_with", {})["wer_one_by_one" if args.one_by_one else "wer"] = (
-        f"Whisper tiny.en (voxlm.train.assets.whisper_tiny_en_dir), greedy, sentences transcribed {method}; WER "
-        f"after Whisper's English normalizer; {args.sentences} held-out sentences per voice, seed {args.seed}; "
-        "speed and pitch drawn from each voice's ranges"
+        "Whisper tiny.en (voxlm.train.offline.assets.whisper_tiny_en_dir), greedy, sentences transcribed "
+        f"{method}; WER after Whisper's English normalizer; {args.sentences} held-out sentences per voice, "
+        f"seed {args.seed}; speed and pitch drawn from each voice's ranges"
     )
     for name, result in results.items():
         entry = payload["voices"].setdefault(name, {})
@@ -564,7 +566,7 @@ def _format_voice_table(voice_list: Sequence[Voice]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m voxlm.train.speech", description="Offline speech data: espeak-ng voices and synthesis."
+        prog="python -m voxlm.train.offline.speech", description="Offline speech data: espeak-ng voices and synthesis."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("voices", help="list the English voice catalogue with its measured Whisper WER")

@@ -16,12 +16,12 @@ prints a summary table. The last stage's model, with its processor and code file
 `<output_dir>/final` (LoRA merged into the LLM, or kept as separate layers recorded in the config).
 
 Deviation from the paper, optional: a stage with `objective: ctc` is a cheap alignment warm-up (see
-`voxlm.train.ctc`): CTC from the adapter's output onto the frozen LLM's input embeddings of the transcript, with no
-LLM forward pass. It trains the adapter and layer weights only, on ASR data, before the language-model stages.
+`voxlm.train.curriculum.ctc`): CTC from the adapter's output onto the frozen LLM's input embeddings of the transcript,
+with no LLM forward pass. It trains the adapter and layer weights only, on ASR data, before the language-model stages.
 
 Bad configurations (unknown task or data set, a missing column, a LoRA target the LLM does not have, stages in an
 order the curriculum does not allow) stop the run before any training step, with a message naming the fix.
-See `voxlm/train/configs/` for complete examples.
+See `train/configs/` for complete examples.
 """
 
 import argparse
@@ -37,8 +37,8 @@ import torch
 from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 from transformers.utils import logging
 
-from .batching import BudgetBatchedStream, BudgetBatchSampler
-from .config import (
+from voxlm.train.core.batching import BudgetBatchedStream, BudgetBatchSampler
+from voxlm.train.core.config import (
     BatchingSpec,
     ExampleCost,
     ModelSpec,
@@ -50,8 +50,7 @@ from .config import (
     prepare_model_folder,
     use_cpu,
 )
-from .ctc import CTCAlignmentModel, CTCCollator
-from .data import (
+from voxlm.train.core.data import (
     DatasetSpec,
     Source,
     SpeechTaskCollator,
@@ -60,9 +59,11 @@ from .data import (
     check_columns,
     load_dataset_spec,
 )
-from .evaluate import GenerationEvaluator, examples_from_mixture, render_table
-from .tasks import build_tasks, get_task
-from .trainer import VoxLMTrainer, last_complete_checkpoint
+from voxlm.train.core.evaluate import GenerationEvaluator, examples_from_mixture, render_table
+from voxlm.train.core.tasks import build_tasks, get_task
+from voxlm.train.core.trainer import VoxLMTrainer, last_complete_checkpoint
+
+from .ctc import CTCAlignmentModel, CTCCollator
 
 logger = logging.get_logger("voxlm.train.curriculum")
 
@@ -169,7 +170,7 @@ class CurriculumConfig:
         check_keys("config", values, cls.__dataclass_fields__)
         for key in ("model", "datasets", "stages", "output_dir"):
             if key not in values:
-                raise ValueError(f"config: `{key}` is required (see voxlm/train/configs/ for examples).")
+                raise ValueError(f"config: `{key}` is required (see train/configs/ for examples).")
         if not isinstance(values["stages"], list) or not values["stages"]:
             raise ValueError("config: `stages` must be a non-empty list of stages.")
         values["model"] = from_dict(ModelSpec, "model", values["model"])
@@ -821,7 +822,7 @@ def load_callback(path: str):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="accelerate launch -m voxlm.train.curriculum",
-        description="SpeechVerse-style multitask curriculum training of a VoxLM model (see voxlm/train/configs/).",
+        description="SpeechVerse-style multitask curriculum training of a VoxLM model (see train/configs/).",
     )
     parser.add_argument("--config", required=True, help="the recipe YAML")
     parser.add_argument(

@@ -68,16 +68,16 @@ class Workdir:
 def build_eval_data(folder: Path, per_set: int, seed: int = 11, heldout_spec=None) -> None:
     """Held-out sentences and questions in held-out voices (or `heldout_spec`, rows of the user's data set, for the
     sentences), and the real recordings, as `save_to_disk` folders."""
-    from voxlm.train.sentences import sentences, spoken_questions
-    from voxlm.train.shipped import heldout_voices
-    from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
+    from voxlm.train.offline.sentences import sentences, spoken_questions
+    from voxlm.train.offline.shipped import heldout_voices
+    from voxlm.train.offline.speech import recordings_dataset, synthetic_speech_dataset
 
     voices = heldout_voices()
     if heldout_spec is None:
         texts = sentences(per_set, "held_out", seed)
         synthetic_speech_dataset(texts, voices, seed=seed, progress=False).save_to_disk(str(folder / "heldout"))
     else:
-        from voxlm.train.data import load_dataset_spec
+        from voxlm.train.core.data import load_dataset_spec
 
         load_dataset_spec(heldout_spec).select_columns(["audio", "text"]).save_to_disk(str(folder / "heldout"))
     recordings_dataset().save_to_disk(str(folder / "real"))
@@ -93,7 +93,7 @@ def build_eval_data(folder: Path, per_set: int, seed: int = 11, heldout_spec=Non
 def load_eval_data(folder: Path) -> dict:
     from datasets import load_from_disk
 
-    from voxlm.train.data import read_audio
+    from voxlm.train.core.data import read_audio
 
     data = {}
     for name in SETS:
@@ -123,7 +123,7 @@ def speech_system(model_dir: Path, data_dir: Path, out: Path) -> dict:
     if out.is_file():
         say(f"  reusing {out.name}")
     else:
-        command = [sys.executable, "-m", "voxlm.train.demo", "worker", str(model_dir), str(data_dir), str(out)]
+        command = [sys.executable, "-m", "voxlm.train.offline.demo", "worker", str(model_dir), str(data_dir), str(out)]
         subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")})
     return json.loads(out.read_text())
 
@@ -133,7 +133,7 @@ def worker(model_dir: Path, data_dir: Path, out: Path) -> None:
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    from voxlm.train.evaluate import generate_answers
+    from voxlm.train.core.evaluate import generate_answers
 
     model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
@@ -153,8 +153,8 @@ def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
     """The language model's responses to the text prompts, for the given transcripts of each set."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from voxlm.train.align_continuations import greedy_config
-    from voxlm.train.align_evaluate import text_responses
+    from voxlm.train.align.continuations import greedy_config
+    from voxlm.train.align.evaluate import text_responses
 
     model = AutoModelForCausalLM.from_pretrained(text_model).eval()
     tokenizer = AutoTokenizer.from_pretrained(text_model)
@@ -177,7 +177,7 @@ def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
 def score(responses: dict, data: dict, reference: dict, embedder) -> dict:
     """repeat-WER (held-out voices, real), continuation similarity to SmolLM2's continuation of the true
     transcript (MiniLM cosine), spoken-QA accuracy."""
-    from voxlm.train.sentences import SpokenQuestion, answer_is_correct, word_error_rate
+    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, word_error_rate
 
     questions = [
         SpokenQuestion(text, answer, "", tuple(aliases))
@@ -203,7 +203,7 @@ COLUMNS = (
 
 
 def table(rows: dict[str, dict]) -> str:
-    from voxlm.train.evaluate import render_table
+    from voxlm.train.core.evaluate import render_table
 
     header = ["system"] + [title for _, title in COLUMNS]
     body = [[name] + [f"{scores[key]:.3f}" for key, _ in COLUMNS] for name, scores in rows.items()]
@@ -228,7 +228,7 @@ def show_examples(data: dict, shipped: dict, cascade: dict, cascade_transcripts:
 # ------------------------------------------------------------------------------------------------ steps
 def save_shipped_folder(folder: Path) -> None:
     """Assemble the shipped checkpoint with the base assets and save it as a Hub-ready folder with its card."""
-    from voxlm.train.shipped import hub_folder
+    from voxlm.train.offline.shipped import hub_folder
 
     hub_folder(folder)
 
@@ -236,7 +236,7 @@ def save_shipped_folder(folder: Path) -> None:
 def save_untrained_folder(folder: Path, audio_model, text_model) -> None:
     """The same architecture with a freshly initialised adapter (the baseline)."""
     from voxlm.hub_cards import RunInfo, save_run
-    from voxlm.train.shipped import untrained
+    from voxlm.train.offline.shipped import untrained
 
     model, processor = untrained(audio_model=audio_model, text_model=text_model)
     save_run(folder, model, processor, RunInfo(recipe="untrained adapter (baseline)"))
@@ -246,7 +246,7 @@ def cascade_transcripts(audio_model, data: dict) -> dict | None:
     """The cascade's first stage: transcripts by the audio model, when it is a Whisper model that can transcribe."""
     from transformers import AutoConfig, AutoProcessor, WhisperForConditionalGeneration
 
-    from voxlm.train.speech import transcribe
+    from voxlm.train.offline.speech import transcribe
 
     if AutoConfig.from_pretrained(audio_model).model_type != "whisper":
         return None
@@ -260,10 +260,10 @@ def train_from_scratch(work: Path, audio_model, text_model, spec, steps: float |
     continuations of the first `continued` transcripts, espeak-ng speaks the question set. Returns the final folder."""
     import yaml
 
-    from voxlm.train.config import load_yaml
-    from voxlm.train.data import load_dataset_spec
-    from voxlm.train.launch import run_accelerate
-    from voxlm.train.shipped import RECIPE, build_questions, continuations
+    from voxlm.train.core.config import load_yaml
+    from voxlm.train.core.data import load_dataset_spec
+    from voxlm.train.core.launch import run_accelerate
+    from voxlm.train.offline.shipped import RECIPE, build_questions, continuations
 
     data = work / "train-data"
     if not (data / "continue_train" / "state.json").is_file():
@@ -297,11 +297,11 @@ def finetune(work: Path, steps: int, sentences: int, seed: int) -> Path:
     """A short curriculum stage from the shipped model on freshly synthesised speech (accelerate launch)."""
     import yaml
 
-    from voxlm.train.launch import run_accelerate
-    from voxlm.train.sentences import sentences as make_sentences
-    from voxlm.train.sentences import spoken_questions
-    from voxlm.train.shipped import training_voices
-    from voxlm.train.speech import synthetic_speech_dataset
+    from voxlm.train.core.launch import run_accelerate
+    from voxlm.train.offline.sentences import sentences as make_sentences
+    from voxlm.train.offline.sentences import spoken_questions
+    from voxlm.train.offline.shipped import training_voices
+    from voxlm.train.offline.speech import synthetic_speech_dataset
 
     data = work / "finetune-data"
     if not (data / "asr" / "state.json").is_file():
@@ -349,7 +349,7 @@ def finetune(work: Path, steps: int, sentences: int, seed: int) -> Path:
 
 def user_data_spec(args):
     """The user's ASR data set (`--data`: a Hub name or a local folder/file) as a data set spec."""
-    from voxlm.train.data import DatasetSpec
+    from voxlm.train.core.data import DatasetSpec
 
     columns = {"audio": args.audio_column, "text": args.text_column}
     return DatasetSpec(path=args.data, split=args.train_split, config=args.data_config, columns=columns, name="data")
@@ -357,10 +357,10 @@ def user_data_spec(args):
 
 def synthetic_spec(work: Path):
     """Without `--data`: espeak-ng speech of the project's training sentences."""
-    from voxlm.train.data import DatasetSpec
-    from voxlm.train.sentences import sentences
-    from voxlm.train.shipped import training_voices
-    from voxlm.train.speech import synthetic_speech_dataset
+    from voxlm.train.core.data import DatasetSpec
+    from voxlm.train.offline.sentences import sentences
+    from voxlm.train.offline.shipped import training_voices
+    from voxlm.train.offline.speech import synthetic_speech_dataset
 
     folder = work / "train-data" / "asr_train"
     if not (folder / "state.json").is_file():
@@ -376,8 +376,8 @@ def run(args: argparse.Namespace) -> int:
 
     custom = bool(args.audio_model or args.text_model or args.data)
     say("\n[1/6] base models")
-    from voxlm.train.align_evaluate import default_embedding_model
-    from voxlm.train.assets import cache_dir, smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.align.evaluate import default_embedding_model
+    from voxlm.train.offline.assets import cache_dir, smollm2_dir, whisper_tiny_en_dir
 
     cached = set(cache_dir().iterdir())
     audio_model = args.audio_model or whisper_tiny_en_dir()
@@ -432,7 +432,7 @@ def run(args: argparse.Namespace) -> int:
     if scores:
         say("  reusing the scores of the previous run")
     else:
-        from voxlm.train.align_evaluate import SentenceEmbedder
+        from voxlm.train.align.evaluate import SentenceEmbedder
 
         say("  trained model (fresh process)")
         shipped = speech_system(model_dir, data_dir, work.path / "responses-shipped.json")
@@ -468,7 +468,7 @@ def run(args: argparse.Namespace) -> int:
     if work.done("after"):
         say("  reusing the scores of the previous run")
     else:
-        from voxlm.train.align_evaluate import SentenceEmbedder
+        from voxlm.train.align.evaluate import SentenceEmbedder
 
         tuned = speech_system(work.path / "finetune" / "final", data_dir, work.path / "responses-finetuned.json")
         reference = text_system({name: data[name]["text"] for name in SETS}, text_model)

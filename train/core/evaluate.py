@@ -1,7 +1,7 @@
 """Generation-based evaluation of a VoxLM model, per task, with the shipped metric modules.
 
-    python -m voxlm.train.evaluate --model runs/curriculum/final --config my_eval.yaml
-    python -m voxlm.train.evaluate --model runs/curriculum/final --dataset data/test --task asr --max_samples 200
+    python -m voxlm.train.core.evaluate --model runs/curriculum/final --config my_eval.yaml
+    python -m voxlm.train.core.evaluate --model runs/curriculum/final --dataset data/test --task asr --max_samples 200
 
 The model answers every example's prompt (greedy, batched with left padding, clips sorted by length so that
 padding stays small); each task's metric compares the answers with the targets. The same functions evaluate during
@@ -153,7 +153,7 @@ def examples_from_mixture(mixture: TaskMixture, per_source: int | None = None) -
 # ------------------------------------------------------------------------------------------------------ CLI
 def _parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m voxlm.train.evaluate",
+        prog="python -m voxlm.train.core.evaluate",
         description="Evaluate a VoxLM model by generation, per task, with the shipped metric modules.",
     )
     parser.add_argument("--model", required=True, help="a saved VoxLM folder (model + processor) or Hub id")

@@ -21,8 +21,11 @@ from torch.nn import functional as F
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
-from .align_continuations import SETTINGS_FILE
-from .align_data import (
+from voxlm.train.core.config import use_cpu
+from voxlm.train.core.data import SAMPLING_RATE
+
+from .continuations import SETTINGS_FILE
+from .data import (
     assemble_voxlm,
     check_columns,
     data_root,
@@ -31,9 +34,7 @@ from .align_data import (
     load_voxlm,
     read_row_audio,
 )
-from .align_prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
-from .config import use_cpu
-from .data import SAMPLING_RATE
+from .prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
 
 logger = logging.get_logger(__name__)
 OBJECTIVES = ("blsp", "kd")

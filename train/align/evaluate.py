@@ -18,12 +18,13 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from .align_continuations import generate_batch, greedy_config
-from .align_data import check_columns, data_root, load_table, load_voxlm, read_row_audio
-from .align_prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
-from .data import SAMPLING_RATE
-from .metrics import compute_metric
-from .sentences import SpokenQuestion, answer_is_correct, word_error_rate
+from voxlm.train.core.data import SAMPLING_RATE
+from voxlm.train.core.metrics import compute_metric
+from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, word_error_rate
+
+from .continuations import generate_batch, greedy_config
+from .data import check_columns, data_root, load_table, load_voxlm, read_row_audio
+from .prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
 
 logger = logging.get_logger(__name__)
 
@@ -61,7 +62,7 @@ class AlignEvalArguments:
 # ------------------------------------------------------------------------------------------------ helpers
 def default_embedding_model() -> str:
     """all-MiniLM-L6-v2 from the offline stack when installed, else its Hub id."""
-    from .assets import MissingAssetError, minilm_dir
+    from voxlm.train.offline.assets import MissingAssetError, minilm_dir
 
     try:
         return str(minilm_dir())
@@ -131,7 +132,7 @@ def cascade_transcripts(asr_model: str, clips: list[np.ndarray], batch_size: int
     """The cascade's first stage: transcripts by a Whisper model (a folder or Hub id)."""
     from transformers import AutoProcessor, WhisperForConditionalGeneration
 
-    from .speech import transcribe
+    from voxlm.train.offline.speech import transcribe
 
     model = WhisperForConditionalGeneration.from_pretrained(asr_model).eval()
     processor = AutoProcessor.from_pretrained(asr_model)

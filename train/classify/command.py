@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .classify import run_from_args
+    from .study import run_from_args
 
     run_from_args(args)
     return 0

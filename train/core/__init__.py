@@ -1,0 +1,68 @@
+"""The shared training layer every recipe builds on: configs, audio data and task mixtures, collation, budgeted
+batching, the trainer, tasks and metrics, generation-based evaluation and launching under accelerate.
+"""
+
+from voxlm.train.core.lazy import lazy_exports
+
+__all__ = [
+    "BUILTIN_TASKS",
+    "BatchingSpec",
+    "BudgetBatchSampler",
+    "BudgetBatchedStream",
+    "DatasetSpec",
+    "GenerationEvaluator",
+    "ModelSpec",
+    "SAMPLING_RATE",
+    "SpeechTaskCollator",
+    "StreamingTaskMixture",
+    "Task",
+    "TaskMixture",
+    "VoxLMTrainer",
+    "accelerate_command",
+    "audio_seconds",
+    "budget_batches",
+    "build_prompt",
+    "build_tasks",
+    "compute_metric",
+    "distributed_state",
+    "generate_answers",
+    "get_task",
+    "last_complete_checkpoint",
+    "load_dataset_spec",
+    "load_metric",
+    "load_yaml",
+    "prepare_model_folder",
+    "read_audio",
+    "render_table",
+    "run_accelerate",
+    "score_answers",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ["load_yaml", "ModelSpec", "BatchingSpec", "prepare_model_folder", "distributed_state"], "config"
+        ),
+        **dict.fromkeys(
+            [
+                "SAMPLING_RATE",
+                "DatasetSpec",
+                "load_dataset_spec",
+                "read_audio",
+                "audio_seconds",
+                "TaskMixture",
+                "StreamingTaskMixture",
+                "SpeechTaskCollator",
+                "build_prompt",
+            ],
+            "data",
+        ),
+        **dict.fromkeys(["BudgetBatchSampler", "BudgetBatchedStream", "budget_batches"], "batching"),
+        **dict.fromkeys(["VoxLMTrainer", "last_complete_checkpoint"], "trainer"),
+        **dict.fromkeys(["Task", "BUILTIN_TASKS", "build_tasks", "get_task"], "tasks"),
+        **dict.fromkeys(["GenerationEvaluator", "generate_answers", "score_answers", "render_table"], "evaluate"),
+        **dict.fromkeys(["accelerate_command", "run_accelerate"], "launch"),
+        **dict.fromkeys(["load_metric", "compute_metric"], "metrics"),
+    },
+)
