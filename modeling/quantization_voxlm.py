@@ -18,6 +18,8 @@ devices the layers multiply by their dequantized weights: correct everywhere, fa
 Like the other model files this one travels to Hub repositories: it imports only torch and transformers.
 """
 
+import warnings
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -44,9 +46,9 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         modules (`list[str]`, *optional*, defaults to `["language_model"]`): the sub-models whose linear layers
             are quantized: `"language_model"` and/or `"audio_tower"`. The adapter (`projector`) always stays in
             full precision.
-        quantize_lm_head (`bool`, *optional*, defaults to `True`): quantize the language model's output layer too.
-            With tied embeddings it gets its own quantized copy; the input embedding stays in full precision (a
-            lookup reads one row per token, the output layer reads all of them).
+        lm_head_bits (`int`, *optional*): bits of the language model's output layer (4 or 8), or None to keep it in
+            full precision. Quantized, a tied output layer gets its own copy; the input embedding stays in full
+            precision (a lookup reads one row per token, the output layer reads all of them).
         modules_to_not_convert (`list[str]`, *optional*): names (or name suffixes) of linear layers to keep.
     """
 
@@ -55,7 +57,7 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         bits: int = 4,
         group_size: int = 32,
         modules: list[str] | tuple[str, ...] = ("language_model",),
-        quantize_lm_head: bool = True,
+        lm_head_bits: int | None = None,
         modules_to_not_convert: list[str] | None = None,
         **kwargs,
     ):
@@ -63,13 +65,15 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         self.bits = bits
         self.group_size = group_size
         self.modules = list(modules)
-        self.quantize_lm_head = quantize_lm_head
+        self.lm_head_bits = lm_head_bits
         self.modules_to_not_convert = list(modules_to_not_convert or [])
         self.post_init()
 
     def post_init(self):
         if self.bits not in (4, 8):
             raise ValueError(f"`bits` must be 4 or 8, not {self.bits!r}.")
+        if self.lm_head_bits not in (None, 4, 8):
+            raise ValueError(f"`lm_head_bits` must be 4, 8 or None (full precision), not {self.lm_head_bits!r}.")
         if self.bits == 4 and self.group_size not in (32, 64, 128, 256):
             raise ValueError(f"`group_size` must be 32, 64, 128 or 256 for int4 weights, not {self.group_size!r}.")
         unknown = sorted(set(self.modules) - set(SUBMODELS))
@@ -176,9 +180,11 @@ class VoxLMInt8Linear(nn.Module):
     def _fbgemm_weight(self):
         if self._packed is None:
             zero_points = torch.zeros(self.out_features, dtype=torch.long)
-            weight = torch.quantize_per_channel(
-                self.dequantized_weight(), self.scales.double(), zero_points, 0, torch.qint8
-            )
+            with warnings.catch_warnings():  # fbgemm's prepack takes only quantized tensors, deprecated or not
+                warnings.simplefilter("ignore", UserWarning)
+                weight = torch.quantize_per_channel(
+                    self.dequantized_weight(), self.scales.double(), zero_points, 0, torch.qint8
+                )
             bias = None if self.bias is None else self.bias.float()
             self._packed = torch.ops.quantized.linear_prepack(weight, bias)
         return self._packed
@@ -205,19 +211,21 @@ def quantize_linear_layers(model: nn.Module, config: VoxLMQuantizationConfig) ->
         for name, module in list(submodel.named_modules()):
             if not isinstance(module, nn.Linear) or type(module).__name__ != "Linear":
                 continue  # subclasses (e.g. LoRA layers) keep their own forward
-            if name.split(".")[-1] == "lm_head" and not config.quantize_lm_head:
+            bits = config.lm_head_bits if name.split(".")[-1] == "lm_head" else config.bits
+            if bits is None:
                 continue
             if any(name == skip or name.endswith("." + skip) for skip in config.modules_to_not_convert):
                 continue
-            if config.bits == 4 and module.in_features % config.group_size:
+            if bits == 4 and (module.in_features % config.group_size or module.out_features % 16):
                 logger.warning_once(
-                    f"{submodel_name}.{name} stays in full precision: its {module.in_features} inputs are not a "
-                    f"multiple of the int4 group size {config.group_size}."
+                    f"{submodel_name}.{name} stays in full precision: int4 needs inputs in multiples of the group "
+                    f"size ({config.group_size}) and outputs in multiples of 16, it has {module.in_features} and "
+                    f"{module.out_features}."
                 )
                 continue
             quantized = (
                 VoxLMInt4Linear.from_linear(module, config.group_size)
-                if config.bits == 4
+                if bits == 4
                 else VoxLMInt8Linear.from_linear(module)
             )
             parent_name, _, child = name.rpartition(".")
