@@ -177,8 +177,8 @@ def latency_section(args, systems: dict, clips: list[np.ndarray]) -> list[dict]:
         cells.append(Cell((fastest.name, 5.0, "answer, 1 thread"), one_thread))
         cells.append(Cell((fastest.name, 5.0, f"answer, batch {args.batch_size}"),
                           lambda s=fastest: s.generate(batch, ANSWER_TOKENS)))  # fmt: skip
-    for cell in cells:  # warm-up: first calls allocate, pack the quantized weights, load lazy modules
-        cell.work()
+    for system in systems.values():  # warm-up: first calls pack the quantized weights and load lazy modules
+        system.generate([prompts[min(args.seconds)]], 2)
     probe = RssProbe()
     deadline = time.perf_counter() + args.time_budget
     run_interleaved(cells, args.rounds, args.min_cpu_ratio, deadline, probe, args.seed,
