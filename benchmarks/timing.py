@@ -83,13 +83,26 @@ class RssProbe:
         return None if kib is None else kib / 1024
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes of the machine have spent busy since boot (Linux `/proc/stat`), or None."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Round:
-    """One measured execution: wall and CPU seconds, and peak extra resident memory."""
+    """One measured execution: wall and CPU seconds, peak extra resident memory, and the CPU cores that other
+    processes kept busy meanwhile (machine-wide busy time minus this process's, per wall second)."""
 
     wall: float
     cpu: float
     peak_mib: float | None = None
+    other_cores: float | None = None
 
     @property
     def cpu_ratio(self) -> float:
@@ -97,13 +110,17 @@ class Round:
 
 
 def measure(work: Callable[[], object], probe: RssProbe | None = None) -> Round:
-    """Run `work()` once and record wall time, process CPU time and (with a probe) peak extra memory."""
+    """Run `work()` once and record wall time, process CPU time, the other processes' load and (with a probe) peak
+    extra memory."""
     if probe is not None:
         probe.start()
+    busy_start = busy_cpu_seconds()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     work()
     wall, cpu = time.perf_counter() - wall_start, time.process_time() - cpu_start
-    return Round(wall, cpu, probe.peak_mib() if probe is not None else None)
+    busy_end = busy_cpu_seconds()
+    others = None if busy_start is None or busy_end is None else max(0.0, busy_end - busy_start - cpu) / wall
+    return Round(wall, cpu, probe.peak_mib() if probe is not None else None, others)
 
 
 @dataclass
@@ -114,12 +131,19 @@ class Cell:
     work: Callable[[], object]
     rounds: list[Round] = field(default_factory=list)
 
-    def clean(self, min_cpu_ratio: float) -> list[Round]:
-        return [r for r in self.rounds if r.cpu_ratio >= min_cpu_ratio]
+    def clean(self, min_cpu_ratio: float, max_other_cores: float | None = None) -> list[Round]:
+        """Rounds with CPU/wall >= `min_cpu_ratio` and, if given, at most `max_other_cores` cores busy elsewhere (the
+        check for multi-threaded work, whose CPU/wall on an idle machine is not known in advance)."""
+        return [
+            r
+            for r in self.rounds
+            if r.cpu_ratio >= min_cpu_ratio
+            and (max_other_cores is None or r.other_cores is None or r.other_cores <= max_other_cores)
+        ]
 
-    def summary(self, min_cpu_ratio: float) -> dict:
+    def summary(self, min_cpu_ratio: float, max_other_cores: float | None = None) -> dict:
         """Median wall time over clean rounds only; if no round was clean, over all rounds and marked as such."""
-        clean = self.clean(min_cpu_ratio)
+        clean = self.clean(min_cpu_ratio, max_other_cores)
         used = clean or self.rounds
         walls = [r.wall for r in used]
         peaks = [r.peak_mib for r in self.rounds if r.peak_mib is not None]
@@ -133,6 +157,7 @@ class Cell:
             "contended": not clean,
             "cpu_ratios": [round(r.cpu_ratio, 3) for r in self.rounds],
             "walls_s": [round(r.wall, 4) for r in self.rounds],
+            "other_cores": [None if r.other_cores is None else round(r.other_cores, 2) for r in self.rounds],
             "peak_mib": max(peaks) if peaks else None,
         }
 
@@ -146,6 +171,7 @@ def run_interleaved(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     measure_round: Callable[[Callable[[], object], RssProbe | None], Round] = measure,
+    max_other_cores: float | None = None,
 ) -> None:
     """Measure every cell `rounds` times, interleaved, then repeat contended ones until `deadline`.
 
@@ -177,7 +203,7 @@ def run_interleaved(
             return
     retry = 0
     while True:
-        todo = [cell for cell in cells if len(cell.clean(min_cpu_ratio)) < rounds]
+        todo = [cell for cell in cells if len(cell.clean(min_cpu_ratio, max_other_cores)) < rounds]
         todo = [cell for cell in todo if fits(cell.rounds[-1].wall)]
         if not todo:
             return

@@ -5,6 +5,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from .audio_lengths import audio_output_lengths
 from .configuration_voxlm import ADAPTER_PRESETS, SUPPORTED_AUDIO_ENCODERS, VoxLMConfig
 from .modeling_voxlm import VoxLMForConditionalGeneration, VoxLMPreTrainedModel
+from .quantization_voxlm import VoxLMQuantizationConfig
 
 AutoConfig.register("voxlm", VoxLMConfig, exist_ok=True)
 AutoModel.register(VoxLMConfig, VoxLMForConditionalGeneration, exist_ok=True)
@@ -19,5 +20,6 @@ __all__ = [
     "VoxLMConfig",
     "VoxLMForConditionalGeneration",
     "VoxLMPreTrainedModel",
+    "VoxLMQuantizationConfig",
     "audio_output_lengths",
 ]

@@ -5,7 +5,12 @@ A pushed VoxLM repository names this class in `config.json` (`custom_pipelines`)
     pipe = pipeline(model="user/voxlm-model", trust_remote_code=True)
     pipe("question.wav", instruction="Answer the question.")  # -> {"generated_text": "..."}
 
-works without the voxlm package. Like the modeling files, this file travels to Hub repositories: it imports only
+works without the voxlm package. A quantized model loads through the same call (see `quantization_voxlm.py`):
+
+    pipe = pipeline(model="user/voxlm-model", trust_remote_code=True,
+                    model_kwargs={"quantization_config": {"quant_method": "voxlm", "bits": 4}})
+
+Like the modeling files, this file travels to Hub repositories: it imports only
 numpy, torch and transformers.
 """
 

@@ -88,7 +88,7 @@ def test_rerun_reuses_every_finished_step_and_says_so(tmp_path, monkeypatch, cap
     monkeypatch.setattr("voxlm.train.offline.assets.whisper_tiny_en_dir", lambda: tmp_path / "cache" / "whisper")
     monkeypatch.setattr("voxlm.train.offline.assets.smollm2_dir", lambda: tmp_path / "smollm2")
     args = argparse.Namespace(workdir=workdir, audio_model=None, text_model=None, data=None, eval_size=2,
-                              finetune_steps=3, finetune_sentences=4)  # fmt: skip
+                              finetune_steps=3, finetune_sentences=4, quantize=None)  # fmt: skip
     assert demo.run(args) == 0
     out = capsys.readouterr().out
     assert "whisper (reusing the cached conversion)" in out and "smollm2 (reusing" not in out

@@ -30,11 +30,12 @@ FRESH_PROCESS = textwrap.dedent(
 )
 
 
-def run_without_voxlm(folder, out, tmp_path) -> None:
+def run_without_voxlm(folder, out, tmp_path, script: str = FRESH_PROCESS) -> None:
+    """Run `script` (argv: folder, out) in a fresh interpreter where voxlm cannot be imported."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(folder), str(out)], env=env, capture_output=True, text=True,
+        [sys.executable, "-c", script, str(folder), str(out)], env=env, capture_output=True, text=True,
         cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -154,11 +154,15 @@ def tiny_voxlm(
     text_family: str = "llama",
     adapter="speechverse",
     seed: int = 0,
+    text_overrides: dict | None = None,
     **config_kwargs,
 ) -> tuple[VoxLMForConditionalGeneration, VoxLMProcessor]:
-    """A random tiny VoxLM model and its processor (the audio token lies past the LLM's vocabulary)."""
+    """A random tiny VoxLM model and its processor (the audio token lies past the LLM's vocabulary); `text_overrides`
+    changes attributes of the language model's config (e.g. its width)."""
     tokenizer = tiny_tokenizer()
     text_config = tiny_text_config(text_family, vocab_size=len(tokenizer))
+    for key, value in (text_overrides or {}).items():
+        setattr(text_config, key, value)
     window = config_kwargs.pop("window_seconds", 30.0)
     config = VoxLMConfig(
         audio_config=tiny_audio_config(audio_family, window).to_dict(),

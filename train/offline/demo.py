@@ -118,26 +118,28 @@ REQUESTS = {
 
 
 # --------------------------------------------------------------------------------------------- systems
-def speech_system(model_dir: Path, data_dir: Path, out: Path) -> dict:
-    """Responses of a saved VoxLM folder, loaded in a fresh process with `AutoModel(trust_remote_code=True)`."""
+def speech_system(model_dir: Path, data_dir: Path, out: Path, quantize: str | None = None) -> dict:
+    """Responses of a saved VoxLM folder, loaded in a fresh process with `AutoModel(trust_remote_code=True)` (and
+    the `--quantize` preset's `from_pretrained` arguments)."""
     if out.is_file():
         say(f"  reusing {out.name}")
     else:
         command = [sys.executable, "-m", "voxlm.train.offline.demo", "worker", str(model_dir), str(data_dir), str(out)]
+        command += [quantize] if quantize else []
         subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")})
     return json.loads(out.read_text())
 
 
-def worker(model_dir: Path, data_dir: Path, out: Path) -> None:
+def worker(model_dir: Path, data_dir: Path, out: Path, quantize: str | None = None) -> None:
     """Runs in its own process: load the folder the way a Hub user would, answer every request, write JSON."""
     import torch
-    from transformers import AutoModel, AutoProcessor
 
     from voxlm.train.core.evaluate import generate_answers
+    from voxlm.train.core.inference import load_for_inference
 
-    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
-    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
-    say(f"  loaded {model_dir} with AutoModel (trust_remote_code): {type(model).__module__}")
+    model, processor = load_for_inference(model_dir, quantize=quantize)
+    how = f", --quantize {quantize}" if quantize else ""
+    say(f"  loaded {model_dir} with AutoModel (trust_remote_code{how}): {type(model).__module__}")
     data = load_eval_data(data_dir)
     responses = {}
     with torch.inference_mode():
@@ -428,16 +430,18 @@ def run(args: argparse.Namespace) -> int:
     say("  " + ", ".join(f"{name}: {len(data[name]['text'])} clips" for name in SETS))
 
     say("\n[4/6] evaluation: shipped model vs untrained adapter vs cascade")
-    scores = work.done("scores") or {}
+    # Quantized runs keep their own responses and scores beside the full-precision ones.
+    tag = f"-{args.quantize}" if args.quantize else ""
+    scores = work.done("scores" + tag) or {}
     if scores:
         say("  reusing the scores of the previous run")
     else:
         from voxlm.train.align.evaluate import SentenceEmbedder
 
         say("  trained model (fresh process)")
-        shipped = speech_system(model_dir, data_dir, work.path / "responses-shipped.json")
+        shipped = speech_system(model_dir, data_dir, work.path / f"responses-shipped{tag}.json", args.quantize)
         say("  untrained adapter (fresh process)")
-        baseline = speech_system(untrained_dir, data_dir, work.path / "responses-untrained.json")
+        baseline = speech_system(untrained_dir, data_dir, work.path / f"responses-untrained{tag}.json", args.quantize)
         say("  reference: the language model on the true transcripts")
         reference = text_system({name: data[name]["text"] for name in SETS}, text_model)
         embedder = SentenceEmbedder(default_embedding_model())
@@ -454,7 +458,7 @@ def run(args: argparse.Namespace) -> int:
             scores["cascade"] = score(cascade, data, reference, embedder)
             (work.path / "responses-cascade.json").write_text(json.dumps({"transcripts": heard, **cascade}, indent=2))
             show_examples(data, shipped, cascade, heard)
-        work.finish("scores", scores)
+        work.finish("scores" + tag, scores)
     say("\n" + table(scores))
 
     say(f"\n[5/6] fine-tuning for {args.finetune_steps} steps on freshly synthesised speech")
@@ -465,26 +469,36 @@ def run(args: argparse.Namespace) -> int:
         work.finish("finetune")
 
     say("\n[6/6] after fine-tuning")
-    if work.done("after"):
+    if work.done("after" + tag):
         say("  reusing the scores of the previous run")
     else:
         from voxlm.train.align.evaluate import SentenceEmbedder
 
-        tuned = speech_system(work.path / "finetune" / "final", data_dir, work.path / "responses-finetuned.json")
+        tuned = speech_system(work.path / "finetune" / "final", data_dir, work.path / f"responses-finetuned{tag}.json",
+                              args.quantize)  # fmt: skip
         reference = text_system({name: data[name]["text"] for name in SETS}, text_model)
-        work.finish("after", score(tuned, data, reference, SentenceEmbedder(default_embedding_model())))
-    say(table({SHIPPED: scores[SHIPPED], "VoxLM fine-tuned": work.done("after")}))
+        work.finish("after" + tag, score(tuned, data, reference, SentenceEmbedder(default_embedding_model())))
+    say(table({SHIPPED: scores[SHIPPED], "VoxLM fine-tuned": work.done("after" + tag)}))
     say(f"\nDone in {(time.time() - started) / 60:.1f} min. The Hub-ready model is {model_dir}; push it with "
         f"`voxlm push {model_dir} <user>/<repo>`.")  # fmt: skip
     return 0
 
 
 def register(subparsers) -> None:
+    from voxlm.train.core.inference import QUANTIZE_CHOICES
+
     parser = subparsers.add_parser("demo", help="a real speech LLM on a CPU, offline", description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path("runs/demo"), help="where steps and results are kept")
     parser.add_argument("--eval-size", type=int, default=24, help="held-out sentences and questions")
     parser.add_argument("--finetune-steps", type=int, default=30, help="fine-tuning steps (step 5)")
     parser.add_argument("--finetune-sentences", type=int, default=400, help="fresh sentences for fine-tuning")
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        default=None,
+        help="load the VoxLM models for evaluation in bf16 or with int8/int4 linear layers in the language model "
+        "(the cascade stays fp32); responses and scores are kept apart per setting",
+    )
     hub = parser.add_argument_group("your own models and data (trains an adapter instead of loading the shipped one)")
     hub.add_argument("--audio-model", help="speech encoder: Hub id or folder (e.g. openai/whisper-small)")
     hub.add_argument("--text-model", help="instruction-tuned LLM: Hub id or folder (e.g. Qwen/Qwen2.5-1.5B-Instruct)")
@@ -503,7 +517,7 @@ def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "worker":
-        worker(Path(argv[1]), Path(argv[2]), Path(argv[3]))
+        worker(Path(argv[1]), Path(argv[2]), Path(argv[3]), argv[4] if len(argv) > 4 else None)
         return 0
     parser = argparse.ArgumentParser(prog="voxlm")
     register(parser.add_subparsers(dest="command", required=True))

@@ -1,0 +1,277 @@
+"""Weight quantization of a VoxLM model at load time, as a transformers quantizer.
+
+    model = AutoModel.from_pretrained(
+        repo, trust_remote_code=True, quantization_config={"quant_method": "voxlm", "bits": 4}
+    )
+
+quantizes the linear layers of the language model (and, if asked, of the speech encoder) right after the weights are
+loaded; the adapter, the norms and the embeddings stay in full precision. Importing this file registers the method
+`"voxlm"` with transformers, so a plain dict works in a process that only has the Hub repository's code.
+
+Why not an existing method: on a CPU without AVX-512 (e.g. AMD EPYC with AVX2), torchao's and torch's int8
+weight-only path (`aten._weight_int8pack_mm`) falls back to a scalar loop and decodes no faster than fp32, and
+`quantize_dynamic` swaps modules outside `from_pretrained`. Here the two CPU kernels that are fast on AVX2 back the
+layers: fbgemm's dynamic int8 matmul (`quantized.linear_dynamic`, the kernel `quantize_dynamic` uses) for `bits=8`,
+and `aten._weight_int4pack_mm_for_cpu` (group-wise asymmetric int4 weights, bf16 activations) for `bits=4`. On other
+devices the layers multiply by their dequantized weights: correct everywhere, fast only on a CPU.
+
+Like the other model files this one travels to Hub repositories: it imports only torch and transformers.
+"""
+
+import warnings
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers.quantizers import HfQuantizer, register_quantization_config, register_quantizer
+from transformers.quantizers.auto import AUTO_QUANTIZATION_CONFIG_MAPPING, AUTO_QUANTIZER_MAPPING
+from transformers.utils import logging
+from transformers.utils.quantization_config import QuantizationConfigMixin
+
+logger = logging.get_logger(__name__)
+
+QUANT_METHOD = "voxlm"
+SUBMODELS = ("language_model", "audio_tower")
+
+
+class VoxLMQuantizationConfig(QuantizationConfigMixin):
+    """Weight quantization of a VoxLM model's linear layers, applied by `from_pretrained` after loading.
+
+    Args:
+        bits (`int`, *optional*, defaults to 4): 8 (per-output-channel int8 weights, activations quantized per
+            token on the fly: fbgemm's dynamic int8 matmul) or 4 (int4 weights in groups of `group_size` inputs,
+            each with its own scale and offset; bf16 activations).
+        group_size (`int`, *optional*, defaults to 32): inputs per int4 scale (32, 64, 128 or 256); smaller groups
+            are more accurate and a little slower. Ignored for 8 bits.
+        modules (`list[str]`, *optional*, defaults to `["language_model"]`): the sub-models whose linear layers
+            are quantized: `"language_model"` and/or `"audio_tower"`. The adapter (`projector`) always stays in
+            full precision.
+        lm_head_bits (`int`, *optional*): bits of the language model's output layer (4 or 8), or None to keep it in
+            full precision. Quantized, a tied output layer gets its own copy; the input embedding stays in full
+            precision (a lookup reads one row per token, the output layer reads all of them).
+        modules_to_not_convert (`list[str]`, *optional*): names (or name suffixes) of linear layers to keep.
+    """
+
+    def __init__(
+        self,
+        bits: int = 4,
+        group_size: int = 32,
+        modules: list[str] | tuple[str, ...] = ("language_model",),
+        lm_head_bits: int | None = None,
+        modules_to_not_convert: list[str] | None = None,
+        **kwargs,
+    ):
+        self.quant_method = QUANT_METHOD
+        self.bits = bits
+        self.group_size = group_size
+        self.modules = list(modules)
+        self.lm_head_bits = lm_head_bits
+        self.modules_to_not_convert = list(modules_to_not_convert or [])
+        self.post_init()
+
+    def post_init(self):
+        if self.bits not in (4, 8):
+            raise ValueError(f"`bits` must be 4 or 8, not {self.bits!r}.")
+        if self.lm_head_bits not in (None, 4, 8):
+            raise ValueError(f"`lm_head_bits` must be 4, 8 or None (full precision), not {self.lm_head_bits!r}.")
+        if self.bits == 4 and self.group_size not in (32, 64, 128, 256):
+            raise ValueError(f"`group_size` must be 32, 64, 128 or 256 for int4 weights, not {self.group_size!r}.")
+        unknown = sorted(set(self.modules) - set(SUBMODELS))
+        if unknown or not self.modules:
+            raise ValueError(f"`modules` must name some of {list(SUBMODELS)}; got {self.modules!r}.")
+
+
+def _unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
+    """(N, K/2) uint8, two 4-bit values per byte (low nibble first) -> (N, K) int32 in [0, 15]."""
+    return torch.stack([packed & 15, packed >> 4], dim=-1).reshape(packed.shape[0], -1).to(torch.int32)
+
+
+class VoxLMInt4Linear(nn.Module):
+    """`nn.Linear` with group-wise asymmetric int4 weights: w = (q - 8) * scale + offset per group of inputs.
+
+    The weights are kept as plain nibbles (`qweight`), and packed for `aten._weight_int4pack_mm_for_cpu` on first
+    use on a CPU. That kernel is vectorised for bf16 activations (fp32 and fp16 ones take a slow path), so inputs
+    are cast to bf16 and the output back to the input's dtype.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, group_size: int = 32):
+        super().__init__()
+        if in_features % group_size:
+            raise ValueError(f"in_features={in_features} is not a multiple of the int4 group size {group_size}.")
+        self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
+        groups = in_features // group_size
+        self.register_buffer("qweight", torch.zeros(out_features, in_features // 2, dtype=torch.uint8))
+        self.register_buffer("scales", torch.zeros(out_features, groups))
+        self.register_buffer("offsets", torch.zeros(out_features, groups))
+        self.register_buffer("bias", torch.zeros(out_features) if bias else None)
+        self._packed: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int) -> "VoxLMInt4Linear":
+        weight = linear.weight.detach().float()
+        out_features, in_features = weight.shape
+        module = cls(in_features, out_features, linear.bias is not None, group_size).to(weight.device)
+        grouped = weight.reshape(out_features, -1, group_size)
+        low, high = grouped.amin(-1), grouped.amax(-1)
+        scales = ((high - low) / 15).clamp(min=1e-8)
+        levels = ((grouped - low[..., None]) / scales[..., None]).round().clamp(0, 15).to(torch.uint8)
+        levels = levels.reshape(out_features, in_features)
+        module.qweight.copy_(levels[:, 0::2] | (levels[:, 1::2] << 4))
+        module.scales.copy_(scales)
+        module.offsets.copy_(low + 8 * scales)  # the kernel computes (q - 8) * scale + offset
+        if linear.bias is not None:
+            module.bias.copy_(linear.bias.detach())
+        return module
+
+    def dequantized_weight(self) -> torch.Tensor:
+        levels = _unpack_nibbles(self.qweight).reshape(self.out_features, -1, self.group_size).float()
+        weight = (levels - 8) * self.scales[..., None] + self.offsets[..., None]
+        return weight.reshape(self.out_features, self.in_features)
+
+    def _cpu_kernel_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._packed is None or self._packed[0] != self.qweight.device:
+            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(_unpack_nibbles(self.qweight), 1)
+            scales_and_offsets = torch.stack([self.scales, self.offsets], dim=-1).transpose(0, 1).contiguous()
+            self._packed = (self.qweight.device, packed, scales_and_offsets.to(torch.bfloat16))
+        return self._packed[1], self._packed[2]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.device.type != "cpu":
+            return F.linear(hidden, self.dequantized_weight().to(hidden.dtype), self.bias)
+        packed, scales_and_offsets = self._cpu_kernel_inputs()
+        flat = hidden.reshape(-1, self.in_features).to(torch.bfloat16)
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, packed, self.group_size, scales_and_offsets)
+        out = out.to(hidden.dtype).reshape(*hidden.shape[:-1], self.out_features)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
+
+
+class VoxLMInt8Linear(nn.Module):
+    """`nn.Linear` with symmetric per-output-channel int8 weights.
+
+    On a CPU the product is fbgemm's dynamic int8 matmul (activations quantized per call, int8 x int8 -> int32,
+    the kernel of `torch.ao.quantization.quantize_dynamic`), packed from `qweight` on first use.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("qweight", torch.zeros(out_features, in_features, dtype=torch.int8))
+        self.register_buffer("scales", torch.ones(out_features))
+        self.register_buffer("bias", torch.zeros(out_features) if bias else None)
+        self._packed = None
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> "VoxLMInt8Linear":
+        weight = linear.weight.detach().float()
+        module = cls(weight.shape[1], weight.shape[0], linear.bias is not None).to(weight.device)
+        scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-8)
+        module.qweight.copy_((weight / scales[:, None]).round().clamp(-127, 127).to(torch.int8))
+        module.scales.copy_(scales)
+        if linear.bias is not None:
+            module.bias.copy_(linear.bias.detach())
+        return module
+
+    def dequantized_weight(self) -> torch.Tensor:
+        return self.qweight.float() * self.scales[:, None]
+
+    def _fbgemm_weight(self):
+        if self._packed is None:
+            zero_points = torch.zeros(self.out_features, dtype=torch.long)
+            with warnings.catch_warnings():  # fbgemm's prepack takes only quantized tensors, deprecated or not
+                warnings.simplefilter("ignore", UserWarning)
+                weight = torch.quantize_per_channel(
+                    self.dequantized_weight(), self.scales.double(), zero_points, 0, torch.qint8
+                )
+            bias = None if self.bias is None else self.bias.float()
+            self._packed = torch.ops.quantized.linear_prepack(weight, bias)
+        return self._packed
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.device.type != "cpu":
+            return F.linear(hidden, self.dequantized_weight().to(hidden.dtype), self.bias)
+        # reduce_range: 7-bit activations, as quantize_dynamic does on x86, so fbgemm's int16 accumulation
+        # of pairs of products cannot saturate.
+        out = torch.ops.quantized.linear_dynamic(hidden.float(), self._fbgemm_weight(), True)
+        return out.to(hidden.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def quantize_linear_layers(model: nn.Module, config: VoxLMQuantizationConfig) -> int:
+    """Replace the `nn.Linear` layers of the chosen sub-models by quantized ones, in place; returns their number."""
+    replaced = 0
+    for submodel_name in config.modules:
+        submodel = getattr(model, submodel_name, None)
+        if submodel is None:
+            continue
+        for name, module in list(submodel.named_modules()):
+            if not isinstance(module, nn.Linear) or type(module).__name__ != "Linear":
+                continue  # subclasses (e.g. LoRA layers) keep their own forward
+            bits = config.lm_head_bits if name.split(".")[-1] == "lm_head" else config.bits
+            if bits is None:
+                continue
+            if any(name == skip or name.endswith("." + skip) for skip in config.modules_to_not_convert):
+                continue
+            if bits == 4 and (module.in_features % config.group_size or module.out_features % 16):
+                logger.warning_once(
+                    f"{submodel_name}.{name} stays in full precision: int4 needs inputs in multiples of the group "
+                    f"size ({config.group_size}) and outputs in multiples of 16, it has {module.in_features} and "
+                    f"{module.out_features}."
+                )
+                continue
+            quantized = (
+                VoxLMInt4Linear.from_linear(module, config.group_size)
+                if bits == 4
+                else VoxLMInt8Linear.from_linear(module)
+            )
+            parent_name, _, child = name.rpartition(".")
+            setattr(submodel.get_submodule(parent_name) if parent_name else submodel, child, quantized)
+            replaced += 1
+    return replaced
+
+
+class VoxLMQuantizer(HfQuantizer):
+    """Quantizes the loaded full-precision weights in `from_pretrained` (no calibration, no quantized checkpoint)."""
+
+    requires_calibration = False
+
+    def validate_environment(self, *args, **kwargs):
+        if self.pre_quantized:
+            raise ValueError(
+                "This checkpoint's config.json carries a VoxLM quantization config, but VoxLM checkpoints are saved "
+                "in full precision. Remove `quantization_config` from config.json and pass it to `from_pretrained` "
+                "instead."
+            )
+
+    def _process_model_after_weight_loading(self, model, **kwargs):
+        if getattr(model.config, "llm_lora", None):
+            logger.warning_once("LoRA layers stay in full precision; call `merge_lora()` and save the model first "
+                                "to quantize them with the layers they adapt.")  # fmt: skip
+        replaced = quantize_linear_layers(model, self.quantization_config)
+        logger.info(f"quantized {replaced} linear layers to {self.quantization_config.bits} bits")
+        return model
+
+    def is_serializable(self, **kwargs) -> bool:
+        logger.warning(
+            "A model quantized at load time is not saved: save the full-precision model and pass "
+            "`quantization_config` to `from_pretrained` when loading it (quantizing takes about a second)."
+        )
+        return False
+
+    @property
+    def is_trainable(self) -> bool:
+        return False
+
+
+# Register once per process: the voxlm package and a Hub repository's copy of this file may both be imported.
+if QUANT_METHOD not in AUTO_QUANTIZATION_CONFIG_MAPPING:
+    register_quantization_config(QUANT_METHOD)(VoxLMQuantizationConfig)
+if QUANT_METHOD not in AUTO_QUANTIZER_MAPPING:
+    register_quantizer(QUANT_METHOD)(VoxLMQuantizer)
+
+
+__all__ = ["VoxLMInt4Linear", "VoxLMInt8Linear", "VoxLMQuantizationConfig", "VoxLMQuantizer", "quantize_linear_layers"]

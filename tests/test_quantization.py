@@ -1,0 +1,149 @@
+"""Quantized loading (`quantization_config={"quant_method": "voxlm", ...}`): layers, loading path, limits."""
+
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from test_remote_code import run_without_voxlm
+from tiny import tiny_voxlm, tone
+from torch import nn
+from transformers import AutoModel
+
+from voxlm.modeling import VoxLMForConditionalGeneration, VoxLMQuantizationConfig
+from voxlm.modeling.quantization_voxlm import VoxLMInt4Linear, VoxLMInt8Linear, quantize_linear_layers
+from voxlm.train.core.inference import load_for_inference, quantization_kwargs
+
+# A tiny Llama whose widths the int4 kernel accepts (inputs in multiples of 32, outputs of 16), with weights large
+# enough that its greedy tokens depend on the input (at the default init std it repeats one token).
+WIDE = {"hidden_size": 64, "intermediate_size": 128, "head_dim": 16, "initializer_range": 0.1}
+PROMPTS = ["hello <|audio|> world", "transcribe <|audio|>"]
+# int4 weights move this random model's logits by ~15% (norm of the difference / norm). Measured: both rows' first
+# new token agree with fp32, then one row keeps all 10 tokens and the other diverges (11 of 20 positions agree). The
+# shipped model's agreement is measured on whole evaluation sets by benchmarks/latency.py.
+MIN_TOKEN_AGREEMENT = 0.5
+
+
+def tiny_inputs(processor):
+    return processor(text=PROMPTS, audio=[tone(1.0, seed=1), tone(0.6, seed=2)], sampling_rate=16000)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_quantized_linear_equals_its_dequantized_weights(bits):
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48)
+    layer = VoxLMInt4Linear.from_linear(linear, 32) if bits == 4 else VoxLMInt8Linear.from_linear(linear)
+    weight = layer.dequantized_weight()
+    # Rounding to the nearest level: at most half a step from the original weight.
+    if bits == 4:
+        step = layer.scales.repeat_interleave(32, dim=1)
+    else:
+        step = layer.scales[:, None].expand_as(weight)
+    assert torch.all((weight - linear.weight).abs() <= step / 2 + 1e-6)
+    x = torch.randn(3, 5, 64)
+    reference = nn.functional.linear(x, weight, linear.bias)
+    out = layer(x)
+    assert out.shape == (3, 5, 48) and out.dtype == torch.float32
+    # bf16 activations (int4) or per-call int8 activations (int8) add their own rounding
+    assert (out - reference).norm() / reference.norm() < 0.02
+
+
+def test_from_pretrained_quantizes_the_language_model_only(tmp_path):
+    model, processor = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    quantized = VoxLMForConditionalGeneration.from_pretrained(tmp_path, quantization_config=VoxLMQuantizationConfig())
+    kinds = {name: type(module).__name__ for name, module in quantized.named_modules()}
+    llm = [kind for name, kind in kinds.items() if name.startswith("language_model.model.layers.") and "proj" in name]
+    assert llm and set(llm) == {"VoxLMInt4Linear"}
+    assert kinds["language_model.lm_head"] == "Linear"  # full precision by default (lm_head_bits=None)
+    assert not any(kind.startswith("VoxLMInt") for name, kind in kinds.items() if not name.startswith("language_model"))
+    assert quantized.projector.conv_blocks[0].conv.weight.dtype == torch.float32
+    assert torch.equal(quantized.get_input_embeddings().weight, model.get_input_embeddings().weight)
+    head8 = VoxLMForConditionalGeneration.from_pretrained(
+        tmp_path, quantization_config={"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8}
+    )
+    assert isinstance(head8.language_model.lm_head, VoxLMInt8Linear)
+    both = VoxLMForConditionalGeneration.from_pretrained(
+        tmp_path, quantization_config=VoxLMQuantizationConfig(bits=8, modules=["language_model", "audio_tower"])
+    )
+    assert isinstance(both.audio_tower.layers[0].fc1, VoxLMInt8Linear)
+
+
+def test_saving_a_quantized_model_is_refused_with_the_way_out(tmp_path):
+    model, processor = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    model.save_pretrained(tmp_path / "fp32")
+    quantized = AutoModel.from_pretrained(tmp_path / "fp32", quantization_config={"quant_method": "voxlm", "bits": 4})
+    with pytest.raises(ValueError, match="not serializable"):
+        quantized.save_pretrained(tmp_path / "int4")
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="`bits` must be 4 or 8"):
+        VoxLMQuantizationConfig(bits=3)
+    with pytest.raises(ValueError, match="group_size"):
+        VoxLMQuantizationConfig(group_size=48)
+    with pytest.raises(ValueError, match="`modules` must name some of"):
+        VoxLMQuantizationConfig(modules=["projector"])
+    with pytest.raises(ValueError, match="Unknown quantize preset 'int3'"):
+        quantization_kwargs("int3")
+
+
+FRESH_QUANTIZED = textwrap.dedent(
+    """
+    import sys
+    sys.modules["voxlm"] = None  # only the folder's own code may run
+    import numpy as np, torch
+    from transformers import AutoModel, AutoProcessor
+    folder, out = sys.argv[1], sys.argv[2]
+    model = AutoModel.from_pretrained(
+        folder, trust_remote_code=True, quantization_config={"quant_method": "voxlm", "bits": 4}
+    ).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    kinds = sorted({type(m).__name__ for m in model.language_model.modules()})
+    clips = list(np.load(folder + "/clips.npy"))
+    inputs = processor(text=["hello <|audio|> world", "transcribe <|audio|>"], audio=clips, sampling_rate=16000)
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    generated = model.generate(**inputs, max_new_tokens=10, do_sample=False)
+    torch.save({"kinds": kinds, "module": type(model).__module__, "logits": logits, "generated": generated}, out)
+    """
+)
+
+
+def test_quantized_load_without_voxlm_agrees_with_fp32(tmp_path):
+    model, processor = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    folder = tmp_path / "voxlm-tiny"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    assert (folder / "quantization_voxlm.py").is_file()
+    clips = [tone(1.0, seed=1), tone(0.6, seed=2)]
+    np.save(folder / "clips.npy", np.stack([np.pad(c, (0, 16000 - c.size)) for c in clips]))
+    inputs = processor(text=PROMPTS, audio=list(np.load(folder / "clips.npy")), sampling_rate=16000)
+    fp32 = model.generate(**inputs, max_new_tokens=10, do_sample=False)
+    quantize_linear_layers(model, VoxLMQuantizationConfig(bits=4))
+    with torch.no_grad():
+        local_logits = model(**inputs).logits
+
+    run_without_voxlm(folder, tmp_path / "remote.pt", tmp_path, FRESH_QUANTIZED)
+    remote = torch.load(tmp_path / "remote.pt")
+    assert remote["module"].startswith("transformers_modules")
+    assert "VoxLMInt4Linear" in remote["kinds"]
+    assert torch.equal(remote["logits"], local_logits)  # the Hub copy quantizes exactly as the package does
+    prompt_length = inputs["input_ids"].shape[1]
+    new_fp32, new_int4 = fp32[:, prompt_length:], remote["generated"][:, prompt_length:]
+    assert len(set(new_fp32.flatten().tolist())) > 2  # the model's tokens depend on the input
+    assert torch.equal(new_fp32[:, 0], new_int4[:, 0])
+    assert (new_fp32 == new_int4).float().mean() >= MIN_TOKEN_AGREEMENT
+
+
+def test_load_for_inference_presets(tmp_path):
+    model, processor = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    bf16, _ = load_for_inference(tmp_path, quantize="bf16")
+    assert bf16.dtype == torch.bfloat16 and not bf16.training
+    int8, loaded_processor = load_for_inference(tmp_path, quantize="int8")
+    assert isinstance(int8.language_model.model.layers[0].mlp.up_proj, VoxLMInt8Linear)
+    out = int8.generate(**tiny_inputs(loaded_processor), max_new_tokens=3, do_sample=False)
+    assert out.shape[0] == 2
