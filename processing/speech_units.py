@@ -24,7 +24,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput, logging
 
-from .audio_checks import check_clip, is_single_clip
+from .audio_checks import MIN_AUDIO_SECONDS, check_clip, is_single_clip
 from .audio_lengths import encoder_output_lengths
 from .whisper_encoder import WHISPER_CONV_STAGES, whisper_hidden_states
 
@@ -32,7 +32,6 @@ logger = logging.get_logger(__name__)
 
 BACKENDS = ("codec", "kmeans")
 DEFAULT_CODEC_LEVELS = 8  # the recipe's codec: 8 RVQ levels
-MIN_AUDIO_SECONDS = 0.025
 
 
 def codec_num_levels(codec_config) -> int:

@@ -218,16 +218,6 @@ def test_real_recordings_have_audio_and_transcripts():
         speech.real_recordings(["youtube"])
 
 
-def test_read_audio_resamples_and_downmixes(tmp_path):
-    stereo = np.stack([np.sin(np.arange(48000) / 10), np.zeros(48000)], axis=1).astype(np.float32) * 0.5
-    soundfile.write(tmp_path / "stereo.wav", stereo, 48000)
-    wave = speech.read_audio(tmp_path / "stereo.wav")
-    assert wave.dtype == np.float32 and wave.shape == (16000,)
-    np.testing.assert_allclose(wave, resample_poly(stereo.mean(axis=1), 1, 3), atol=1e-4)
-    (np.array([0, 16384, -32768], dtype="<i2")).tofile(tmp_path / "clip.raw")
-    np.testing.assert_array_equal(speech.read_audio(tmp_path / "clip.raw"), [0.0, 0.5, -1.0])
-
-
 def test_pack_clips_keeps_all_audio_under_the_limit():
     clips = [np.full(16000 * seconds, seconds, dtype=np.float32) for seconds in (5, 9, 8, 12, 3)]
     windows = speech.pack_clips(clips, ["a", "b", "c", "d", "e"], max_seconds=20, gap_seconds=0.5)

@@ -3,21 +3,21 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from scipy.signal import resample_poly
 from tiny import tiny_tokenizer, tiny_voxlm, tone
 from tiny_data import tiny_spoken_dataset
 
+from voxlm.train.core.audio import audio_seconds, read_audio
 from voxlm.train.core.data import (
     DatasetSpec,
     Source,
     SpeechTaskCollator,
     StreamingTaskMixture,
     TaskMixture,
-    audio_seconds,
     build_prompt,
     check_columns,
     durations,
     load_dataset_spec,
-    read_audio,
 )
 from voxlm.train.core.tasks import build_tasks
 
@@ -48,6 +48,16 @@ def test_read_audio_from_every_cell_kind(tmp_path):
         assert audio_seconds(cell) == pytest.approx(expected)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_audio(str(tmp_path / "missing.wav"))
+
+
+def test_read_audio_resamples_downmixes_and_reads_headerless_pcm(tmp_path):
+    stereo = np.stack([np.sin(np.arange(48000) / 10), np.zeros(48000)], axis=1).astype(np.float32) * 0.5
+    soundfile.write(tmp_path / "stereo.wav", stereo, 48000)
+    wave = read_audio(tmp_path / "stereo.wav")
+    assert wave.dtype == np.float32 and wave.shape == (16000,)
+    np.testing.assert_allclose(wave, resample_poly(stereo.mean(axis=1), 1, 3), atol=1e-4)
+    (np.array([0, 16384, -32768], dtype="<i2")).tofile(tmp_path / "clip.raw")
+    np.testing.assert_array_equal(read_audio(tmp_path / "clip.raw"), [0.0, 0.5, -1.0])
 
 
 def test_undecoded_audio_column_is_read_with_soundfile(tmp_path):

@@ -46,11 +46,8 @@ __getattr__, __dir__ = lazy_exports(
         ),
         **dict.fromkeys(
             [
-                "SAMPLING_RATE",
                 "DatasetSpec",
                 "load_dataset_spec",
-                "read_audio",
-                "audio_seconds",
                 "TaskMixture",
                 "StreamingTaskMixture",
                 "SpeechTaskCollator",
@@ -58,6 +55,7 @@ __getattr__, __dir__ = lazy_exports(
             ],
             "data",
         ),
+        **dict.fromkeys(["SAMPLING_RATE", "read_audio", "audio_seconds"], "audio"),
         **dict.fromkeys(["BudgetBatchSampler", "BudgetBatchedStream", "budget_batches"], "batching"),
         **dict.fromkeys(["VoxLMTrainer", "last_complete_checkpoint"], "trainer"),
         **dict.fromkeys(["Task", "BUILTIN_TASKS", "build_tasks", "get_task"], "tasks"),

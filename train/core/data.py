@@ -1,11 +1,7 @@
-"""Spoken data sets for VoxLM training: loading from YAML specs, audio I/O, task mixtures and collation.
+"""Spoken data sets for VoxLM training: loading from YAML specs, task mixtures and collation.
 
 The pieces, each usable on its own:
 
-- [`read_audio`] / [`audio_seconds`]: one clip from whatever a data set row holds (a float array, a
-  `{"array", "sampling_rate"}` dict, an undecoded `datasets.Audio(decode=False)` dict of `path`/`bytes`, or a
-  file path), read with soundfile and resampled with scipy. `datasets.Audio()` decoding is never used: it needs
-  torchcodec, which does not install beside a CPU build of torch.
 - [`DatasetSpec`] / [`load_dataset_spec`]: a data set described in YAML (a Hub name, a `save_to_disk` folder or
   local data files; split; column mapping; constant fields; streaming) loaded with `datasets`, its columns renamed
   to the names the task expects.
@@ -17,8 +13,6 @@ The pieces, each usable on its own:
   encoder-decoder language models (T5) the prompt with its audio goes to the encoder and the target is `labels`.
 """
 
-import io
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -27,86 +21,12 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from .audio import SAMPLING_RATE, audio_seconds, read_audio
+
 logger = logging.get_logger(__name__)
 
-SAMPLING_RATE = 16000
 AUDIO = "audio"
 DURATION = "duration"
-
-
-# ------------------------------------------------------------------------------------------------- audio I/O
-def resample(clip: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy); a no-op when the rates agree."""
-    if int(source_rate) == int(target_rate):
-        return clip.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
-
-    divisor = math.gcd(int(source_rate), int(target_rate))
-    return resample_poly(clip, int(target_rate) // divisor, int(source_rate) // divisor).astype(np.float32)
-
-
-def _as_mono(data: np.ndarray) -> np.ndarray:
-    """(T,) or (T, C) / (C, T) -> (T,): channels are averaged (soundfile gives (T, C))."""
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim == 2:
-        data = data.mean(axis=int(np.argmin(data.shape)))
-    return data.reshape(-1)
-
-
-def _read_file(source, start: float = 0.0, stop: float | None = None) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    with soundfile.SoundFile(source) as audio_file:
-        rate = audio_file.samplerate
-        first = int(start * rate)
-        frames = -1 if stop is None else max(0, int(stop * rate) - first)
-        audio_file.seek(first)
-        data = audio_file.read(frames, dtype="float32", always_2d=False)
-    return data, rate
-
-
-def read_audio(value, sampling_rate: int = SAMPLING_RATE, source_rate: int | None = None) -> np.ndarray:
-    """One mono float32 clip at `sampling_rate` from a data set cell.
-
-    `value` may be a float array or list (sampled at `source_rate`, default `sampling_rate`), a dict with
-    `array` (+ `sampling_rate`), a dict with `bytes` and/or `path` (what `datasets.Audio(decode=False)` stores),
-    or a file path. Files are read with soundfile.
-    """
-    if isinstance(value, dict):
-        if value.get("array") is not None:
-            rate = value.get("sampling_rate")
-            rate = int(rate) if rate is not None else (source_rate or sampling_rate)
-            return resample(_as_mono(value["array"]), rate, sampling_rate)
-        if value.get("bytes"):
-            data, rate = _read_file(io.BytesIO(value["bytes"]))
-            return resample(_as_mono(data), rate, sampling_rate)
-        if value.get("path"):
-            value = value["path"]
-        else:
-            raise ValueError(f"An audio cell has neither `array`, `bytes` nor `path`: keys {sorted(value)}.")
-    if isinstance(value, (str, os.PathLike)):
-        if not os.path.exists(value):
-            raise FileNotFoundError(f"Audio file {value!r} does not exist; check the data set's audio paths.")
-        data, rate = _read_file(value)
-        return resample(_as_mono(data), rate, sampling_rate)
-    return resample(_as_mono(value), source_rate or sampling_rate, sampling_rate)
-
-
-def audio_seconds(value, source_rate: int | None = None) -> float:
-    """Duration of an audio cell (see `read_audio`) without decoding files: soundfile reads only the header."""
-    if isinstance(value, dict):
-        if value.get("array") is not None:
-            rate = value.get("sampling_rate")
-            return len(value["array"]) / int(rate if rate is not None else source_rate or SAMPLING_RATE)
-        source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
-    elif isinstance(value, (str, os.PathLike)):
-        source = value
-    else:
-        return len(value) / (source_rate or SAMPLING_RATE)
-    import soundfile
-
-    info = soundfile.info(source)
-    return info.frames / info.samplerate
 
 
 # ------------------------------------------------------------------------------------------- data set specs
@@ -571,17 +491,13 @@ class SpeechTaskCollator:
 
 
 __all__ = [
-    "SAMPLING_RATE",
     "DatasetSpec",
     "Source",
     "SpeechTaskCollator",
     "StreamingTaskMixture",
     "TaskMixture",
-    "audio_seconds",
     "build_prompt",
     "check_columns",
     "durations",
     "load_dataset_spec",
-    "read_audio",
-    "resample",
 ]
