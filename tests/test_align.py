@@ -352,7 +352,7 @@ def test_evaluation_scores_the_responses_it_reports(tiny_folder, tmp_path):
     from tiny import tiny_tokenizer
     from transformers import BertConfig, BertModel
 
-    from voxlm.train.offline.sentences import word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
 
     embedder = tmp_path / "embedder"
     tokenizer = tiny_tokenizer()

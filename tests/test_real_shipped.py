@@ -60,7 +60,8 @@ def test_shipped_model_keeps_the_base_weights_and_loads_the_adapter(shipped):
 
 
 def test_shipped_model_repeats_speech_in_voices_it_never_heard(shipped):
-    from voxlm.train.offline.sentences import sentences, word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
+    from voxlm.train.offline.sentences import sentences
     from voxlm.train.offline.shipped import heldout_voices
     from voxlm.train.offline.speech import audio_of, synthetic_speech_dataset
 

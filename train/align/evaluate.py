@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from voxlm.train.core.data import SAMPLING_RATE
-from voxlm.train.core.metrics import compute_metric
-from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, word_error_rate
+from voxlm.train.core.metrics import compute_metric, word_error_rate
+from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
 from .continuations import generate_batch, greedy_config
 from .data import check_columns, data_root, load_table, load_voxlm, read_row_audio

@@ -36,6 +36,7 @@ __all__ = [
     "render_table",
     "run_accelerate",
     "score_answers",
+    "word_error_rate",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -61,6 +62,6 @@ __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(["Task", "BUILTIN_TASKS", "build_tasks", "get_task"], "tasks"),
         **dict.fromkeys(["GenerationEvaluator", "generate_answers", "score_answers", "render_table"], "evaluate"),
         **dict.fromkeys(["accelerate_command", "run_accelerate"], "launch"),
-        **dict.fromkeys(["load_metric", "compute_metric"], "metrics"),
+        **dict.fromkeys(["load_metric", "compute_metric", "word_error_rate"], "metrics"),
     },
 )

@@ -177,7 +177,8 @@ def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
 def score(responses: dict, data: dict, reference: dict, embedder) -> dict:
     """repeat-WER (held-out voices, real), continuation similarity to SmolLM2's continuation of the true
     transcript (MiniLM cosine), spoken-QA accuracy."""
-    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
+    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
     questions = [
         SpokenQuestion(text, answer, "", tuple(aliases))

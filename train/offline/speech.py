@@ -42,6 +42,7 @@ from transformers.utils import logging
 
 from voxlm.processing.audio_checks import SAMPLING_RATE, resample_clip
 from voxlm.train.core.audio import read_audio
+from voxlm.train.core.metrics import word_error_rate
 
 from .sentences import (
     SpokenQuestion,
@@ -50,7 +51,6 @@ from .sentences import (
     number_words,
     sentences,
     spoken_questions,
-    word_error_rate,
 )
 
 logger = logging.get_logger("voxlm.train.offline.speech")  # not __name__: it is "__main__" under `python -m`
@@ -598,7 +598,6 @@ __all__ = [
     "synthetic_speech_dataset",
     "transcribe",
     "voices",
-    "word_error_rate",
 ]
 
 if __name__ == "__main__":
