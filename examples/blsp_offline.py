@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from voxlm.train.align.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from voxlm.train.core.tables import render_table
 
 ALL_TASKS = "continue,repeat,translate,answer,sentiment,follow"
 
@@ -317,16 +318,14 @@ COLUMNS = (  # (header, task, score)
 def summary(systems: dict[str, dict]) -> str:
     """One line per evaluation table and system ({system: {table: results}}; the cascade is in "trained")."""
     systems = {**systems, "cascade": systems["trained"]}
-    lines = [f"{'data':<20} {'system':<10} " + " ".join(f"{header:>13}" for header, _, _ in COLUMNS)]
+    rows = []
     for name in systems["trained"]:
         for system, results in systems.items():
             key = "cascade" if system == "cascade" else "speech"
             tasks = results[name]["tasks"]
             cells = [tasks.get(task, {}).get("scores", {}).get(key, {}).get(score) for _, task, score in COLUMNS]
-            lines.append(
-                f"{name:<20} {system:<10} " + " ".join(f"{v:>13.3f}" if v is not None else f"{'-':>13}" for v in cells)
-            )
-    return "\n".join(lines)
+            rows.append([name, system, *cells])
+    return render_table(["data", "system", *[header for header, _, _ in COLUMNS]], rows, float_format=".3f")
 
 
 def main(argv=None):

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voxlm.train.core.tables import render_table
+
 STYLES = {  # label -> (words per minute, espeak-ng pitch 0-99) ranges
     "calm": ((115, 140), (15, 35)),
     "neutral": ((160, 185), (42, 58)),
@@ -199,18 +201,16 @@ def results_markdown(summaries: dict, data_dirs: dict[str, Path]) -> str:
             f"**{task}** ({'/'.join(names)}; {len(dataset['train'])} training and {len(dataset['test'])} test clips "
             f"of {seconds:.1f} s on average) — macro-F1 on the test split, mean ± std over seeds:",
             "",
-            "| condition | " + " | ".join(f"{lm} macro-F1" for lm in by_lm) + " | audio tokens | mean length |",
-            "|---|" + "---|" * (len(by_lm) + 2),
         ]
         first = next(iter(by_lm.values()))["rows"]
+        header = ["condition", *[f"{lm} macro-F1" for lm in by_lm], "audio tokens", "mean length"]
+        rows = []
         for index, row in enumerate(first):
-            cells = []
-            for entry in by_lm.values():
-                other = entry["rows"][index]
-                cells.append(f"{other['macro_f1']:.3f} ± {other['macro_f1_std']:.3f} ({other['seeds']})")
-            lengths = "/".join(f"{entry['rows'][index]['mean_length']:.0f}" for entry in by_lm.values())
-            tokens = f"{row['num_audio_tokens']:.0f}"
-            lines.append(f"| {row['condition']} | " + " | ".join(cells) + f" | {tokens} | {lengths} |")
+            others = [entry["rows"][index] for entry in by_lm.values()]
+            cells = [f"{other['macro_f1']:.3f} ± {other['macro_f1_std']:.3f} ({other['seeds']})" for other in others]
+            lengths = "/".join(f"{other['mean_length']:.0f}" for other in others)
+            rows.append([row["condition"], *cells, f"{row['num_audio_tokens']:.0f}", lengths])
+        lines.append(render_table(header, rows, markdown=True))
         times = ", ".join(f"{lm} {entry['seconds'] / 60:.1f} min" for lm, entry in by_lm.items())
         lines += ["", f"Wall time of this invocation: {times}.", ""]
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
 from voxlm.processing import SpeechTokenSelector, SpeechTokProcessor, SpeechUnitTokenizer
+from voxlm.train.core.tables import render_table
 
 from .adaptation import adapt_new_embeddings, lm_objective, load_language_model
 from .classification import add_lora, finetune_and_evaluate, load_classifier
@@ -378,15 +379,14 @@ def summarize(results: list[dict], conditions: list[str]) -> list[dict]:
 def summary_table(rows: list[dict]) -> str:
     """A markdown table of `summarize` rows."""
     binary = any("positive_f1" in row for row in rows)
-    header = "| condition | seeds | macro-F1 | " + ("positive F1 | " if binary else "") + "audio tokens | length |"
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    header = ["condition", "seeds", "macro-F1", *(["positive F1"] if binary else []), "audio tokens", "length"]
+    body = []
     for row in rows:
-        cells = [row["condition"], str(row["seeds"]), f"{row['macro_f1']:.3f} ± {row['macro_f1_std']:.3f}"]
+        cells = [row["condition"], row["seeds"], f"{row['macro_f1']:.3f} ± {row['macro_f1_std']:.3f}"]
         if binary:
             cells.append(f"{row['positive_f1']:.3f} ± {row['positive_f1_std']:.3f}")
-        cells += [f"{row['num_audio_tokens']:.0f}", f"{row['mean_length']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append([*cells, f"{row['num_audio_tokens']:.0f}", f"{row['mean_length']:.1f}"])
+    return render_table(header, body, markdown=True)
 
 
 def run_study(config: ClassifyConfig) -> list[dict]:

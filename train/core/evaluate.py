@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .data import SAMPLING_RATE, DatasetSpec, Source, TaskMixture, build_prompt, check_columns, load_dataset_spec
+from .tables import render_table
 from .tasks import Task, build_tasks, get_task
 
 logger = logging.get_logger(__name__)
@@ -232,24 +233,10 @@ def format_table(results: dict[str, dict]) -> str:
     keys = sorted({key for scores in results.values() for key in scores if key not in ("examples", "task")})
     header = ["data set", "task", "examples", *keys]
     rows = [
-        [name, scores.get("task", ""), str(scores.get("examples", "")), *[_fmt(scores.get(key)) for key in keys]]
+        [name, scores.get("task", ""), scores.get("examples", ""), *[scores.get(key) for key in keys]]
         for name, scores in results.items()
     ]
     return render_table(header, rows)
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def render_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    line = "  ".join("-" * width for width in widths)
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)), line]
-    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ from voxlm.train.core.data import (
     check_columns,
     load_dataset_spec,
 )
-from voxlm.train.core.evaluate import GenerationEvaluator, examples_from_mixture, render_table
+from voxlm.train.core.evaluate import GenerationEvaluator, examples_from_mixture
+from voxlm.train.core.tables import render_table
 from voxlm.train.core.tasks import build_tasks, get_task
 from voxlm.train.core.trainer import VoxLMTrainer, last_complete_checkpoint
 
@@ -794,16 +795,12 @@ def summary_table(results: list[StageResult], tasks: dict) -> str:
             str(result.steps),
             f"{result.seconds:.0f}",
             f"{result.trainable_parameters:,}",
-            _fmt(result.train_loss),
-            _fmt(result.eval_loss),
+            result.train_loss,
+            result.eval_loss,
         ]
-        row += [_fmt(result.metrics.get(name, {}).get(key)) for name, key in columns.items()]
+        row += [result.metrics.get(name, {}).get(key) for name, key in columns.items()]
         rows.append(row)
     return render_table(header, rows)
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def _jsonable(config: CurriculumConfig) -> dict:

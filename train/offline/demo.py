@@ -204,7 +204,7 @@ COLUMNS = (
 
 
 def table(rows: dict[str, dict]) -> str:
-    from voxlm.train.core.evaluate import render_table
+    from voxlm.train.core.tables import render_table
 
     header = ["system"] + [title for _, title in COLUMNS]
     body = [[name] + [f"{scores[key]:.3f}" for key, _ in COLUMNS] for name, scores in rows.items()]

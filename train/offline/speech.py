@@ -43,6 +43,7 @@ from transformers.utils import logging
 from voxlm.processing.audio_checks import SAMPLING_RATE, resample_clip
 from voxlm.train.core.audio import read_audio
 from voxlm.train.core.metrics import word_error_rate
+from voxlm.train.core.tables import render_table
 
 from .sentences import (
     SpokenQuestion,
@@ -534,13 +535,8 @@ def _write_measurements(path: Path, results: dict[str, dict], args: argparse.Nam
 
 
 def _format_voice_table(voice_list: Sequence[Voice]) -> str:
-    lines = [f"{'voice':<24} {'split':<9} {'WER (packed)':>13} {'WER (one by one)':>17}"]
-    for voice in voice_list:
-        packed, alone = (
-            "-" if wer is None else f"{wer:.3f}" for wer in (voice.whisper_wer, voice.whisper_wer_one_by_one)
-        )
-        lines.append(f"{voice.name:<24} {voice.split:<9} {packed:>13} {alone:>17}")
-    return "\n".join(lines)
+    rows = [[v.name, v.split, v.whisper_wer, v.whisper_wer_one_by_one] for v in voice_list]
+    return render_table(["voice", "split", "WER (packed)", "WER (one by one)"], rows, float_format=".3f")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
