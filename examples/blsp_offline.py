@@ -32,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-from voxlm.train.align.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
 from voxlm.train.core.tables import render_table
 
 ALL_TASKS = "continue,repeat,translate,answer,sentiment,follow"

@@ -27,8 +27,9 @@ from voxlm.train.align.continuations import (
     read_rows,
     run_settings,
 )
-from voxlm.train.align.prompts import BLSP_INSTRUCTION, EVAL_INSTRUCTIONS, PromptFormat
+from voxlm.train.align.prompts import EVAL_INSTRUCTIONS
 from voxlm.train.align.training import AlignCollator, distillation_loss, kd_loss, label_positions
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, PromptFormat
 from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
 WORDS = "the quick brown fox jumps over lazy dog hello world this is a test of speech and language".split()

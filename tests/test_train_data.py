@@ -14,11 +14,11 @@ from voxlm.train.core.data import (
     SpeechTaskCollator,
     StreamingTaskMixture,
     TaskMixture,
-    build_prompt,
     check_columns,
     durations,
     load_dataset_spec,
 )
+from voxlm.train.core.prompts import build_prompt
 from voxlm.train.core.tasks import build_tasks
 
 
@@ -183,7 +183,7 @@ def test_collator_for_an_encoder_decoder_llm_puts_the_prompt_in_the_encoder():
 
 def test_prompt_format_errors():
     _, processor = tiny_voxlm("whisper", "llama")
-    with pytest.raises(ValueError, match="'chat' or 'plain'"):
+    with pytest.raises(ValueError, match="Unknown prompt template 'json'; use one of chat, plain, blsp"):
         build_prompt(processor, "x", prompt_format="json")
     processor.tokenizer.chat_template = None
     processor.chat_template = None

@@ -25,6 +25,7 @@ from transformers import GenerationConfig
 from transformers.utils import logging
 
 from voxlm.train.core.config import use_cpu
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, PromptFormat
 
 from .data import (
     absolute_audio_reference,
@@ -34,7 +35,6 @@ from .data import (
     load_table,
     normalize_transcripts,
 )
-from .prompts import BLSP_INSTRUCTION, PromptFormat
 
 logger = logging.get_logger(__name__)
 

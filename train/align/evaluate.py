@@ -18,14 +18,15 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from voxlm.train.core.data import SAMPLING_RATE
+from voxlm.train.core.audio import SAMPLING_RATE
 from voxlm.train.core.metrics import compute_metric, word_error_rate
+from voxlm.train.core.prompts import PromptFormat
 from voxlm.train.core.tables import render_table
 from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
 from .continuations import generate_batch, greedy_config
 from .data import check_columns, data_root, load_table, load_voxlm, read_row_audio
-from .prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
+from .prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS
 
 logger = logging.get_logger(__name__)
 

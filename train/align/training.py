@@ -21,8 +21,9 @@ from torch.nn import functional as F
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
+from voxlm.train.core.audio import SAMPLING_RATE
 from voxlm.train.core.config import use_cpu
-from voxlm.train.core.data import SAMPLING_RATE
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
 
 from .continuations import SETTINGS_FILE
 from .data import (
@@ -34,7 +35,6 @@ from .data import (
     load_voxlm,
     read_row_audio,
 )
-from .prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
 
 logger = logging.get_logger(__name__)
 OBJECTIVES = ("blsp", "kd")

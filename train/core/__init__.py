@@ -5,6 +5,7 @@ batching, the trainer, tasks and metrics, generation-based evaluation and launch
 from voxlm.train.core.lazy import lazy_exports
 
 __all__ = [
+    "BLSP_INSTRUCTION",
     "BUILTIN_TASKS",
     "BatchingSpec",
     "BudgetBatchSampler",
@@ -12,6 +13,7 @@ __all__ = [
     "DatasetSpec",
     "GenerationEvaluator",
     "ModelSpec",
+    "PromptFormat",
     "SAMPLING_RATE",
     "SpeechTaskCollator",
     "StreamingTaskMixture",
@@ -52,11 +54,11 @@ __getattr__, __dir__ = lazy_exports(
                 "TaskMixture",
                 "StreamingTaskMixture",
                 "SpeechTaskCollator",
-                "build_prompt",
             ],
             "data",
         ),
         **dict.fromkeys(["SAMPLING_RATE", "read_audio", "audio_seconds"], "audio"),
+        **dict.fromkeys(["BLSP_INSTRUCTION", "PromptFormat", "build_prompt"], "prompts"),
         **dict.fromkeys(["BudgetBatchSampler", "BudgetBatchedStream", "budget_batches"], "batching"),
         **dict.fromkeys(["VoxLMTrainer", "last_complete_checkpoint"], "trainer"),
         **dict.fromkeys(["Task", "BUILTIN_TASKS", "build_tasks", "get_task"], "tasks"),

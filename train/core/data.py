@@ -22,6 +22,7 @@ import torch
 from transformers.utils import logging
 
 from .audio import SAMPLING_RATE, audio_seconds, read_audio
+from .prompts import build_prompt
 
 logger = logging.get_logger(__name__)
 
@@ -425,28 +426,6 @@ class StreamingTaskMixture(torch.utils.data.IterableDataset):
             yield _example(self.sources[number], row, example_rng, self.sampling_rate)
 
 
-# ----------------------------------------------------------------------------------------------- prompts
-def build_prompt(processor, instruction: str, prompt_format: str = "chat", system_prompt: str | None = None) -> str:
-    """The prompt text for one example: the audio placeholder first, then the instruction (as in SpeechVerse).
-
-    `prompt_format="chat"` renders a user turn with the tokenizer's chat template and opens the assistant turn;
-    `"plain"` gives `"<|audio|>\\n{instruction}\\n"` (base LMs, encoder-decoder LMs such as T5).
-    """
-    content = f"{processor.audio_token}\n{instruction}"
-    if prompt_format == "plain":
-        return content + "\n"
-    if prompt_format != "chat":
-        raise ValueError(f"`prompt_format` must be 'chat' or 'plain', got {prompt_format!r}.")
-    if not processor.tokenizer.chat_template and not processor.chat_template:
-        raise ValueError("The tokenizer has no chat template; set `prompt_format: plain` for a base language model.")
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-        {"role": "user", "content": content}
-    ]
-    return processor.tokenizer.apply_chat_template(
-        messages, chat_template=processor.chat_template, add_generation_prompt=True, tokenize=False
-    )
-
-
 # ---------------------------------------------------------------------------------------------- collation
 @dataclass
 class SpeechTaskCollator:
@@ -496,7 +475,6 @@ __all__ = [
     "SpeechTaskCollator",
     "StreamingTaskMixture",
     "TaskMixture",
-    "build_prompt",
     "check_columns",
     "durations",
     "load_dataset_spec",

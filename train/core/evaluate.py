@@ -19,7 +19,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from .data import SAMPLING_RATE, DatasetSpec, Source, TaskMixture, build_prompt, check_columns, load_dataset_spec
+from .audio import SAMPLING_RATE
+from .data import DatasetSpec, Source, TaskMixture, check_columns, load_dataset_spec
+from .prompts import build_prompt
 from .tables import render_table
 from .tasks import Task, build_tasks, get_task
 

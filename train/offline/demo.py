@@ -26,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, TRANSCRIPT
+
 REPEAT = "Repeat exactly what was said."
-CONTINUE = "Continue the following text in a coherent and engaging style with less than 40 words."
+CONTINUE = BLSP_INSTRUCTION.replace(TRANSCRIPT, "").strip()
 ANSWER = "Answer the question you hear in one or two words."
 # The same requests with the transcript in the text, for the reference LLM and the cascade.
 TEXT_PROMPTS = {
     "repeat": "Repeat the following text exactly, without adding anything. {transcript}",
-    "continue": "Continue the following text in a coherent and engaging style with less than 40 words. {transcript}",
+    "continue": BLSP_INSTRUCTION,
     "answer": "Answer the following question in one or two words. {transcript}",
 }
 SPEECH_PROMPTS = {"repeat": REPEAT, "continue": CONTINUE, "answer": ANSWER}
