@@ -222,13 +222,11 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
     """Step 5: Whisper + a fresh BLSP adapter + SmolLM2, the start of training unless there is a warm start."""
     folder = run_dir / "untrained"
     if not (folder / "config.json").exists():
-        import torch
-
         from voxlm.hub_cards import RunInfo, save_run
-        from voxlm.train.align.data import assemble_voxlm
+        from voxlm.train.core.models import ModelSpec, assemble_voxlm
 
-        torch.manual_seed(args.seed)
-        model, processor = assemble_voxlm(str(whisper), str(smollm2), adapter="blsp")
+        spec = ModelSpec(audio_model=str(whisper), text_model=str(smollm2), adapter="blsp", dtype=None)
+        model, processor = assemble_voxlm(spec, seed=args.seed)
         info = RunInfo(
             kind="voxlm",
             base_models={
@@ -242,7 +240,7 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
 
 def check_warm_start(args) -> None:
     """Fail before hours of work when --warm-start names no saved VoxLM model."""
-    from voxlm.train.align.data import is_voxlm_folder
+    from voxlm.train.core.models import is_voxlm_folder
 
     if args.warm_start not in (None, "shipped") and not is_voxlm_folder(args.warm_start):
         raise SystemExit(

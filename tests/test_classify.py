@@ -146,7 +146,7 @@ def test_saved_classifier_reloads_as_plain_transformers_with_the_remote_processo
 
 
 def test_config_errors_name_the_problem(tmp_path):
-    with pytest.raises(ValueError, match=r"Unknown keys \['lora_rank'\] in `config.finetune`"):
+    with pytest.raises(ValueError, match=r"config.finetune: unknown key\(s\) \['lora_rank'\]"):
         classify.ClassifyConfig.from_dict({"model": "m", "data": {"path": "d"}, "finetune": {"lora_rank": 8}})
     with pytest.raises(ValueError, match="Unknown conditions"):
         classify.ClassifyConfig.from_dict({"model": "m", "data": {"path": "d"}, "conditions": ["audio"]})

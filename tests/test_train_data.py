@@ -99,9 +99,11 @@ def test_check_columns_names_the_missing_column_and_the_fix(saved_dataset):
     spec = DatasetSpec(path=saved_dataset, task="st", name="translate")
     dataset = load_dataset_spec(spec)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['language'\].*fields: \{language: <value>\}"):
-        check_columns(dataset, spec, tasks["st"].required_columns)
+        spec.require_columns(dataset, tasks["st"].required_columns)
     spec.fields = {"language": "German"}
-    check_columns(dataset, spec, tasks["st"].required_columns)
+    spec.require_columns(dataset, tasks["st"].required_columns)
+    with pytest.raises(ValueError, match=r"^table lacks column\(s\) \['x'\]; it has .*Name x\.$"):
+        check_columns(dataset, ["x", None, "audio"], "table", "Name {column}.")
 
 
 def test_mixture_examples_are_deterministic_and_weighted(saved_dataset):

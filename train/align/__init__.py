@@ -10,7 +10,6 @@ do the same from speech.
 from voxlm.train.core.lazy import lazy_exports
 
 __all__ = [
-    "AlignCollator",
     "AlignEvalArguments",
     "AlignTrainArguments",
     "AlignTrainer",
@@ -28,7 +27,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         **dict.fromkeys(["main", "parse_command_args"], "command"),
         **dict.fromkeys(["ContinuationArguments", "generate_continuations"], "continuations"),
-        **dict.fromkeys(["AlignTrainArguments", "AlignTrainer", "AlignCollator", "kd_loss", "train"], "training"),
+        **dict.fromkeys(["AlignTrainArguments", "AlignTrainer", "kd_loss", "train"], "training"),
         **dict.fromkeys(["AlignEvalArguments", "evaluate_alignment"], "evaluate"),
     },
 )

@@ -20,12 +20,13 @@ from transformers.utils import logging
 
 from voxlm.train.core.audio import SAMPLING_RATE
 from voxlm.train.core.metrics import compute_metric, word_error_rate
+from voxlm.train.core.models import load_voxlm
 from voxlm.train.core.prompts import PromptFormat
 from voxlm.train.core.tables import render_table
 from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
 from .continuations import generate_batch, greedy_config
-from .data import check_columns, data_root, load_table, load_voxlm, read_row_audio
+from .data import check_table_columns, data_root, load_table, read_row_audio
 from .prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS
 
 logger = logging.get_logger(__name__)
@@ -163,7 +164,7 @@ def evaluate_alignment(args: AlignEvalArguments) -> dict:
     if unknown:
         raise ValueError(f"Unknown task(s) {unknown}; choose among {', '.join(EVAL_INSTRUCTIONS)}.")
     table = load_table(args.data, args.split, args.limit)
-    check_columns(table, [args.audio_column, args.transcript_column], args.data)
+    check_table_columns(table, [args.audio_column, args.transcript_column], args.data)
     transcripts = list(table[args.transcript_column])
     answers = spoken_questions_of(table, args)
     model, processor = load_voxlm(args.model)

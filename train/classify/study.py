@@ -29,11 +29,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
 from voxlm.processing import SpeechTokenSelector, SpeechTokProcessor, SpeechUnitTokenizer
+from voxlm.train.core.config import from_dict, load_config
 from voxlm.train.core.tables import render_table
 
 from .adaptation import adapt_new_embeddings, lm_objective, load_language_model
@@ -113,7 +113,8 @@ class ClassifyConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "ClassifyConfig":
-        return _build(cls, raw, "config")
+        """The study from its YAML mapping, every key checked (see `voxlm.train.core.config.from_dict`)."""
+        return from_dict(cls, "config", raw)
 
     def __post_init__(self):
         self.model = os.path.expanduser(self.model)
@@ -125,21 +126,6 @@ class ClassifyConfig:
             raise ValueError(f"Unknown conditions {unknown}; choose among {list(CONDITIONS)}.")
         if "random" in self.conditions and "selected" not in self.conditions:
             logger.info("The `random` condition draws as many tokens as the Lasso selection keeps.")
-
-
-def _build(cls, raw, where: str):
-    """Nested dataclass from a dict, with an error naming unknown keys."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"`{where}` must be a mapping, got {type(raw).__name__}.")
-    fields = {item.name: item for item in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ValueError(f"Unknown keys {unknown} in `{where}`; expected some of {sorted(fields)}.")
-    values = {}
-    for name, value in raw.items():
-        kind = fields[name].type
-        values[name] = _build(kind, value, f"{where}.{name}") if dataclasses.is_dataclass(kind) else value
-    return cls(**values)
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -428,12 +414,9 @@ def _is_main_process() -> bool:
 
 
 def run_from_args(args: argparse.Namespace) -> list[dict]:
-    with open(args.config, encoding="utf-8") as file:
-        raw = yaml.safe_load(file)
-    for key in ("output_dir", "conditions", "seeds"):
-        if getattr(args, key) is not None:
-            raw[key] = getattr(args, key)
-    rows = run_study(ClassifyConfig.from_dict(raw))
+    """The study of `--config`, with `--output_dir`, `--conditions` and `--seeds` over the file's values."""
+    overrides = {key: getattr(args, key) for key in ("output_dir", "conditions", "seeds")}
+    rows = run_study(ClassifyConfig.from_dict(load_config(args.config, overrides)))
     print(summary_table(rows))
     return rows
 

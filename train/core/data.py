@@ -9,12 +9,13 @@ The pieces, each usable on its own:
   `{"audio", "instruction", "target", "task"}`; per-epoch index lists realise per-task weights
   ([`TaskMixture.epoch_indices`], used by `batching.BudgetBatchSampler`). [`StreamingTaskMixture`] does the same
   for streamed corpora.
-- [`SpeechTaskCollator`]: examples -> model inputs with `VoxLMProcessor`; loss on the target (+ EOS) only. For
-  encoder-decoder language models (T5) the prompt with its audio goes to the encoder and the target is `labels`.
+- [`SpeechTaskCollator`]: examples -> model inputs with `VoxLMProcessor`; loss on the target (+ EOS) only, and,
+  for distillation, a teacher's inputs with the transcript in place of the audio. For encoder-decoder language
+  models (T5) the prompt with its audio goes to the encoder and the target is `labels`.
 """
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 from transformers.utils import logging
 
 from .audio import SAMPLING_RATE, audio_seconds, read_audio
-from .prompts import build_prompt
+from .prompts import build_prompt, build_text_prompt
 
 logger = logging.get_logger(__name__)
 
@@ -75,6 +76,14 @@ class DatasetSpec:
         if spec.weight <= 0:
             raise ValueError(f"Data set {name!r}: `weight` must be > 0, got {spec.weight}.")
         return spec
+
+    def require_columns(self, dataset, required: Sequence[str]) -> None:
+        """Raise if `dataset` (renamed by `load_dataset_spec`) lacks a column its task needs, naming the YAML fix."""
+        fix = (
+            "Map them in the YAML, e.g. `columns: {{{column}: <column of the data set>}}`, or give a constant with "
+            "`fields: {{{column}: <value>}}`."
+        )
+        check_columns(dataset, required, f"Data set {self.name!r} ({self.path}, task {self.task!r})", fix, self.fields)
 
 
 def _is_saved_dataset(path: str) -> bool:
@@ -191,17 +200,19 @@ def _replace_feature(features, column: str):
     return new
 
 
-def check_columns(dataset, spec: DatasetSpec, required: Sequence[str]) -> None:
-    """Raise if `dataset` (already renamed by `load_dataset_spec`) lacks a column its task needs."""
-    available = set(dataset.column_names or []) | set(spec.fields)
+def check_columns(dataset, required: Sequence[str | None], where: str, fix: str, constants=()) -> None:
+    """Raise if `dataset` lacks a `required` column (empty names are skipped; `constants` count as columns).
+
+    The message names `where` the data comes from, the missing columns, those there are, and `fix`, in which
+    `{column}` stands for the first missing column.
+    """
+    available = set(dataset.column_names or []) | set(constants)
     if not dataset.column_names:  # streamed data without known features: look at one row
         available |= set(next(iter(dataset)))
-    missing = [column for column in required if column not in available]
+    missing = [column for column in required if column and column not in available]
     if missing:
         raise ValueError(
-            f"Data set {spec.name!r} ({spec.path}, task {spec.task!r}) lacks column(s) {missing}; it has "
-            f"{sorted(available)}. Map them in the YAML, e.g. `columns: {{{missing[0]}: <column of the data set>}}`, "
-            f"or give a constant with `fields: {{{missing[0]}: <value>}}`."
+            f"{where} lacks column(s) {missing}; it has {sorted(available)}. {fix.format(column=missing[0])}"
         )
 
 
@@ -427,13 +438,23 @@ class StreamingTaskMixture(torch.utils.data.IterableDataset):
 
 
 # ---------------------------------------------------------------------------------------------- collation
+TEACHER_PREFIX = "teacher_"  # the keys of a teacher's inputs in a batch (`SpeechTaskCollator(with_teacher=True)`)
+
+
 @dataclass
 class SpeechTaskCollator:
     """Examples `{"audio", "instruction", "target"}` -> VoxLM training inputs, loss on the target (+ EOS) only.
 
-    Decoder-only language models get `processor.prepare_for_training` (right padding, prompt positions -100).
-    Encoder-decoder language models (`model.config.is_encoder_decoder`) get the prompt with its audio as encoder
-    input (`input_ids`, `attention_mask`, audio features) and the tokenized target as `labels` (padding -100).
+    Each prompt is `prompts.build_prompt` of the example's instruction: the audio in its `{transcript}` slot, or
+    before it. Decoder-only language models get `processor.prepare_for_training` (right padding, prompt positions
+    -100). Encoder-decoder language models (`model.config.is_encoder_decoder`) get the prompt with its audio as
+    encoder input (`input_ids`, `attention_mask`, audio features) and the tokenized target as `labels` (padding -100).
+
+    Args:
+        with_teacher: also give a teacher's inputs (BLSP-KD), under `teacher_*` keys: the text prompt with the
+            example's `transcript` in place of the audio, no audio, the same target.
+        to_example: turns each item the data loader yields into an example first (e.g. a table row whose clip it
+            reads, `voxlm.train.align.data.ContinuationExamples.example`).
     """
 
     processor: object
@@ -442,6 +463,12 @@ class SpeechTaskCollator:
     system_prompt: str | None = None
     sampling_rate: int = SAMPLING_RATE
     max_target_tokens: int | None = None
+    with_teacher: bool = False
+    to_example: Callable[[dict], dict] | None = None
+
+    def __post_init__(self):
+        if self.with_teacher and self.is_encoder_decoder:
+            raise ValueError("Teacher inputs (with_teacher=True) are for decoder-only language models.")
 
     def prompts(self, examples: Sequence[dict]) -> list[str]:
         return [
@@ -450,16 +477,28 @@ class SpeechTaskCollator:
         ]
 
     def __call__(self, examples: Sequence[dict]) -> dict:
+        if self.to_example is not None:
+            examples = [self.to_example(item) for item in examples]
         prompts = self.prompts(examples)
         targets = [self._truncate(example["target"]) for example in examples]
         audio = [example["audio"] for example in examples]
         if not self.is_encoder_decoder:
             batch = self.processor.prepare_for_training(prompts, targets, audio, sampling_rate=self.sampling_rate)
-            return dict(batch)
+            return {**batch, **(self._teacher_inputs(examples, targets) if self.with_teacher else {})}
         batch = self.processor(text=prompts, audio=audio, sampling_rate=self.sampling_rate, padding_side="right")
         labels = self.processor.tokenizer(text_target=targets, padding=True, return_tensors="pt")
         batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
         return dict(batch)
+
+    def _teacher_inputs(self, examples: Sequence[dict], targets: list[str]) -> dict:
+        prompts = [
+            build_text_prompt(
+                self.processor, example["instruction"], example["transcript"], self.prompt_format, self.system_prompt
+            )
+            for example in examples
+        ]
+        teacher = self.processor.prepare_for_training(prompts, targets)
+        return {TEACHER_PREFIX + key: teacher[key] for key in ("input_ids", "attention_mask", "labels")}
 
     def _truncate(self, target: str) -> str:
         if self.max_target_tokens is None:
@@ -472,6 +511,7 @@ class SpeechTaskCollator:
 __all__ = [
     "DatasetSpec",
     "Source",
+    "TEACHER_PREFIX",
     "SpeechTaskCollator",
     "StreamingTaskMixture",
     "TaskMixture",

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .audio import SAMPLING_RATE
-from .data import DatasetSpec, Source, TaskMixture, check_columns, load_dataset_spec
+from .config import load_yaml
+from .data import DatasetSpec, Source, TaskMixture, load_dataset_spec
 from .prompts import build_prompt
 from .tables import render_table
 from .tasks import Task, build_tasks, get_task
@@ -182,10 +183,7 @@ def _specs_from_args(args) -> tuple[list[DatasetSpec], dict, dict]:
         columns = dict(item.split("=", 1) for item in args.columns.split(",") if item)
         spec = DatasetSpec(path=args.dataset, task=args.task, split=args.split, columns=columns, name=args.task)
         return [spec], {}, {}
-    import yaml
-
-    with open(args.config) as handle:
-        config = yaml.safe_load(handle) or {}
+    config = load_yaml(args.config)
     entries = config.get("eval_datasets") or config.get("datasets") or {}
     if not entries:
         raise SystemExit(f"{args.config} has no `datasets:` (or `eval_datasets:`) section.")
@@ -206,7 +204,7 @@ def main(argv=None) -> dict:
             spec.max_samples = min(spec.max_samples or args.max_samples, args.max_samples)
         task = get_task(tasks, spec.task)
         dataset = load_dataset_spec(spec)
-        check_columns(dataset, spec, task.required_columns)
+        spec.require_columns(dataset, task.required_columns)
         sources.append(Source(spec, dataset, task, spec.weight))
     model = VoxLMForConditionalGeneration.from_pretrained(args.model).to(args.device)
     processor = VoxLMProcessor.from_pretrained(args.model)

@@ -2,9 +2,9 @@
 
 An instruction may hold a `{transcript}` slot. The *text prompt* fills the slot with a transcript; the *speech
 prompt* puts the audio placeholder there instead, also in place of the space before the slot (as in BLSP, Wang et
-al., arXiv 2309.00916), so the two prompts differ exactly where speech replaces text. The SpeechVerse layout of the
-curriculum (audio first, then the instruction on its own line) is the instruction `"{transcript}\\n<instruction>"`,
-built by [`build_prompt`].
+al., arXiv 2309.00916), so the two prompts differ exactly where speech replaces text. An instruction without a slot
+follows the audio on its own line (the SpeechVerse layout of the curriculum's tasks). [`build_prompt`] and
+[`build_text_prompt`] make both prompts of an example for a `VoxLMProcessor`.
 
 The message is rendered as one user turn with a template: `chat` (the chat template of the processor or the
 tokenizer, with an optional system prompt, ending where the assistant's answer starts), `blsp` (BLSP's
@@ -70,14 +70,33 @@ class PromptFormat:
 
 
 def build_prompt(processor, instruction: str, prompt_format: str = "chat", system_prompt: str | None = None) -> str:
-    """The SpeechVerse prompt of one example: the audio placeholder, then the instruction on its own line.
+    """The speech prompt of one example for a `VoxLMProcessor` (its chat template, else its tokenizer's, renders
+    `chat`).
 
-    `processor` is a `VoxLMProcessor` (its chat template, else its tokenizer's, renders `chat`). With `plain` the
-    prompt ends with a newline, where the answer starts.
+    An instruction with a `{transcript}` slot gets the audio placeholder there (BLSP). Any other instruction follows
+    the audio on its own line (SpeechVerse); with `plain`, that prompt ends with a newline, where the answer starts.
     """
-    layout = f"{TRANSCRIPT}\n{instruction}" + ("\n" if prompt_format == "plain" else "")
-    prompts = PromptFormat(layout, prompt_format, system_prompt)
+    if TRANSCRIPT not in instruction:
+        instruction = f"{TRANSCRIPT}\n{instruction}" + ("\n" if prompt_format == "plain" else "")
+    prompts = PromptFormat(instruction, prompt_format, system_prompt)
     return prompts.speech_prompt(processor.tokenizer, processor.audio_token, processor.chat_template)
 
 
-__all__ = ["BLSP_INSTRUCTION", "BLSP_TEMPLATE", "TEMPLATES", "TRANSCRIPT", "PromptFormat", "build_prompt"]
+def build_text_prompt(
+    processor, instruction: str, transcript: str, prompt_format: str = "chat", system_prompt: str | None = None
+) -> str:
+    """The prompt `build_prompt` makes of an instruction with a `{transcript}` slot, with the transcript in the slot
+    instead of the audio (what a teacher LLM reads)."""
+    prompts = PromptFormat(instruction, prompt_format, system_prompt)
+    return prompts.text_prompt(processor.tokenizer, transcript, processor.chat_template)
+
+
+__all__ = [
+    "BLSP_INSTRUCTION",
+    "BLSP_TEMPLATE",
+    "TEMPLATES",
+    "TRANSCRIPT",
+    "PromptFormat",
+    "build_prompt",
+    "build_text_prompt",
+]
