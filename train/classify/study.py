@@ -1,6 +1,6 @@
 """Speech tokens for classification: select audio tokens, adapt their embeddings, fine-tune with LoRA.
 
-    accelerate launch -m voxlm.train.classify --config train/configs/speechtok_classify.yaml
+    accelerate launch -m voxlm.train.classify --config train/configs/classify_offline.yaml
 
 For every seed and condition (the ablation in one command):
 
@@ -32,7 +32,7 @@ import numpy as np
 from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
-from voxlm.processing import SpeechTokenSelector, SpeechTokProcessor, SpeechUnitTokenizer
+from voxlm.processing import SpeechTokenProcessor, SpeechTokenSelector, SpeechUnitTokenizer
 from voxlm.train.core.config import from_dict, load_config
 from voxlm.train.core.tables import render_table
 
@@ -101,7 +101,7 @@ class FinetuneConfig:
 class ClassifyConfig:
     model: str
     data: DataConfig
-    output_dir: str = "runs/speechtok"
+    output_dir: str = "runs/classify"
     units: str | None = None
     conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -202,7 +202,7 @@ def select_tokens(condition: str, splits, vocabulary, config: ClassifyConfig, se
     return selector.fit(train.audio_tokens, train.labels, texts=train.texts)
 
 
-def encode_split(processor: SpeechTokProcessor, split: Split, with_audio: bool, special_mask: bool) -> list[dict]:
+def encode_split(processor: SpeechTokenProcessor, split: Split, with_audio: bool, special_mask: bool) -> list[dict]:
     batch = processor(
         text=split.texts,
         audio_tokens=split.audio_tokens if with_audio else None,
@@ -223,7 +223,7 @@ def run_one(config: ClassifyConfig, splits, names, vocabulary, condition: str, s
     run_dir = os.path.join(config.output_dir, condition, f"seed{seed}")
     selector = select_tokens(condition, splits, vocabulary, config, seed, lasso_count)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    processor = SpeechTokProcessor.from_parts(tokenizer, selector.kept_tokens, max_length=config.max_length)
+    processor = SpeechTokenProcessor.from_parts(tokenizer, selector.kept_tokens, max_length=config.max_length)
     objective = lm_objective(config.model, config.adaptation.objective)
     with_audio = condition != "text"
     train_split, test_split = splits[config.data.train_split], splits[config.data.test_split]

@@ -1,8 +1,8 @@
 """A small offline study of speech tokens for classification (Calbucura & Barriere's recipe on this machine).
 
-    python examples/speechtok_study.py                      # prepare data and units, then every run (resumable)
-    python examples/speechtok_study.py --prepare-only       # only the datasets and the unit tokenizer
-    python examples/speechtok_study.py --lms minilm --seeds 0
+    python examples/classify_offline.py                      # prepare data and units, then every run (resumable)
+    python examples/classify_offline.py --prepare-only       # only the datasets and the unit tokenizer
+    python examples/classify_offline.py --lms minilm --seeds 0
 
 Two spoken tasks built offline with espeak-ng, the text given without punctuation and in lower case:
 
@@ -218,7 +218,7 @@ def results_markdown(summaries: dict, data_dirs: dict[str, Path]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="runs/speechtok_study", help="cache and results folder")
+    parser.add_argument("--output", default="runs/classify-offline", help="cache and results folder")
     parser.add_argument("--tasks", nargs="+", default=["style", "kind"], choices=["style", "kind"])
     parser.add_argument("--lms", nargs="+", default=list(LMS), choices=LMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
