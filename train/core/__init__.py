@@ -1,5 +1,6 @@
-"""The shared training layer every recipe builds on: configs, audio data and task mixtures, collation, budgeted
-batching, the trainer, tasks and metrics, generation-based evaluation and launching under accelerate.
+"""The shared training layer every recipe builds on: the config loader, audio I/O, data sets and task mixtures,
+prompts, collation, budgeted batching, model assembly, the trainer, tasks and metrics, generation-based evaluation,
+tables, and launching under accelerate.
 """
 
 from voxlm.train.core.lazy import lazy_exports
