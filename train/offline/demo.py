@@ -95,7 +95,7 @@ def build_eval_data(folder: Path, per_set: int, seed: int = 11, heldout_spec=Non
 def load_eval_data(folder: Path) -> dict:
     from datasets import load_from_disk
 
-    from voxlm.train.core.data import read_audio
+    from voxlm.train.core.audio import read_audio
 
     data = {}
     for name in SETS:

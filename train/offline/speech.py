@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from transformers.utils import logging
 
-from voxlm.processing.audio_checks import SAMPLING_RATE, resample_clip
+from voxlm.processing.audio_checks import SAMPLING_RATE, load_audio
 from voxlm.train.core.audio import read_audio
 from voxlm.train.core.metrics import word_error_rate
 from voxlm.train.core.tables import render_table
@@ -117,11 +117,8 @@ def synthesize(
         raise ValueError(
             f"espeak-ng failed for voice {voice!r}: {message or 'no audio'}. List voices with `espeak-ng --voices=en`."
         )
-    import soundfile
-
     # espeak-ng streams a WAV whose header has no real length; soundfile reads it to the end regardless.
-    wave, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
-    return resample_clip(wave, rate, sampling_rate)
+    return load_audio(io.BytesIO(result.stdout), sampling_rate)
 
 
 def _check_variant(voice: str) -> None:
