@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its thread pool (see DESIGN.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its thread pool (see docs/DESIGN.md)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -33,12 +33,15 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers.utils import logging  # noqa: E402
+
+from voxlm.train.core.tables import format_cell, render_table  # noqa: E402
 
 from . import continuation, lasso_selection, peers, profile_step  # noqa: E402
 from .timing import Cell, RssProbe, measure, run_interleaved  # noqa: E402
@@ -414,61 +417,51 @@ def memcheck_section(args, probe: RssProbe) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ report
-def _fmt(value, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+def _table(title: str | None, columns: list[tuple[str, Callable[[dict], object]]], items: list[dict]) -> str:
+    """A Markdown table (under `title`, if any): one row per item, one `(header, cell of an item)` per column."""
+    rows = [[cell(item) for _, cell in columns] for item in items]
+    table = render_table([header for header, _ in columns], rows, markdown=True, float_format=".2f")
+    return f"{title}\n\n{table}" if title else table
 
 
-def markdown_table(headers: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+def _get(key: str) -> Callable[[dict], object]:
+    return lambda item: item.get(key)
 
 
-def _flag(stats: dict) -> str:
-    """'' = every round clean; '*' = contended rounds were dropped; '!' = no clean round (value is contended)."""
-    if stats.get("contended"):
-        return "!"
-    return "*" if stats.get("clean_rounds", 0) < stats.get("rounds", 0) else ""
+def _rounds(item: dict) -> str:
+    """Clean rounds of all rounds, flagged: `*` contended rounds were dropped; `!` no clean round (the value is
+    contended)."""
+    flag = "!" if item.get("contended") else "*" if item.get("clean_rounds", 0) < item.get("rounds", 0) else ""
+    return f"{item['clean_rounds']}/{item['rounds']}{flag}"
 
 
 def report(results: dict) -> str:
+    machine = results["machine"]
     parts = [
-        f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
-        f"{results['machine']['torch_threads']} torch thread(s); torch {results['machine']['torch']}, "
-        f"transformers {results['machine']['transformers']}. Size `{results['size']['name']}`: "
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['torch_threads']} torch thread(s); torch "
+        f"{machine['torch']}, transformers {machine['transformers']}. Size `{results['size']['name']}`: "
         f"{_size_line(results['size'])}."
     ]
     if "params" in results:
-        parts.append(
-            markdown_table(
-                ["model", "params (M)", "audio side (M)", "LLM (M)"],
-                [[name, p["total"] / 1e6, p["audio"] / 1e6, p["llm"] / 1e6] for name, p in results["params"].items()],
-            )
-        )
+        params = [{"model": name, **{key: n / 1e6 for key, n in p.items()}} for name, p in results["params"].items()]
+        columns = [("model", _get("model")), ("params (M)", _get("total")), ("audio side (M)", _get("audio"))]
+        parts.append(_table(None, [*columns, ("LLM (M)", _get("llm"))], params))
     if "train" in results:
         parts.append(_train_table(results))
     if "acceptance" in results:
-        parts.append(_acceptance_table(results["acceptance"]))
+        parts.append(_table("VoxLM against Qwen2-Audio", ACCEPTANCE_COLUMNS, results["acceptance"]))
     if "generate" in results:
-        parts.append(_generation_table(results["generate"]))
+        seconds = results["generate"][0]["seconds"] if results["generate"] else "-"
+        parts.append(_table(f"Generation ({seconds} s clips, greedy)", GENERATION_COLUMNS, results["generate"]))
     if "profile" in results:
-        parts.append(_profile_table(results["profile"]))
+        parts += [_profile_table(result) for result in results["profile"]]
     if "continuation" in results:
         parts.append(_continuation_table(results["continuation"]))
     if "lasso" in results:
         parts.append(_lasso_table(results["lasso"]))
     if "memcheck" in results:
-        parts.append(
-            "Peak-memory check (first training step, optimizer state included)\n\n"
-            + markdown_table(
-                ["model", "clip s", "in this process (reset high-water mark) MiB", "fresh process (VmHWM) MiB"],
-                [[r["model"], r["seconds"], r["in_process_mib"], r["fresh_process_mib"]] for r in results["memcheck"]],
-            )
-        )
+        title = "Peak-memory check (first training step, optimizer state included)"
+        parts.append(_table(title, MEMCHECK_COLUMNS, results["memcheck"]))
     if "contention" in results:
         parts.append(_contention_line(results))
     parts.append(
@@ -515,64 +508,33 @@ def _size_line(size: dict) -> str:
 
 
 def _train_table(results: dict) -> str:
-    batch = results["settings"]["batch_size"]
-    rows = [
-        [
-            row["model"],
-            row["seconds"],
-            row["positions"],
-            row["positions_per_second"],
-            row["sequence_length"],
-            row["wall_s"],
-            row["cpu_s"],
-            row["audio_s_per_wall_s"],
-            row["peak_mib"],
-            f"{row['clean_rounds']}/{row['rounds']}{_flag(row)}",
-        ]
-        for row in sorted(results["train"], key=lambda r: (r["seconds"], peers.MODELS.index(r["model"])))
+    columns = [
+        ("model", _get("model")),
+        ("clip s", _get("seconds")),
+        ("LLM audio positions", _get("positions")),
+        ("positions / s", _get("positions_per_second")),
+        ("sequence", _get("sequence_length")),
+        (f"step s (batch {results['settings']['batch_size']})", _get("wall_s")),
+        ("CPU s", _get("cpu_s")),
+        ("audio s / wall s", _get("audio_s_per_wall_s")),
+        ("peak MiB", _get("peak_mib")),
+        ("clean rounds", _rounds),
     ]
-    headers = [
-        "model",
-        "clip s",
-        "LLM audio positions",
-        "positions / s",
-        "sequence",
-        f"step s (batch {batch})",
-        "CPU s",
-        "audio s / wall s",
-        "peak MiB",
-        "clean rounds",
-    ]
-    return "Training step (forward + backward + AdamW, all weights trainable)\n\n" + markdown_table(headers, rows)
+    rows = sorted(results["train"], key=lambda r: (r["seconds"], peers.MODELS.index(r["model"])))
+    return _table("Training step (forward + backward + AdamW, all weights trainable)", columns, rows)
 
 
-def _acceptance_table(checks: list[dict]) -> str:
-    rows = [
-        [
-            check["preset"],
-            check["seconds"],
-            check["positions_per_second"],
-            check["speedup_wall"],
-            check["speedup_cpu"],
-            _fmt(check["target"], 0) + "x" if check["target"] else "(reported)",
-            {True: "yes", False: "NO", None: "-"}[check["speed_ok"]],
-            check["memory_ratio"],
-            "yes" if check["memory_ok"] else "NO",
-        ]
-        for check in checks
-    ]
-    headers = [
-        "VoxLM preset",
-        "clip s",
-        "positions / s",
-        "speed-up (wall)",
-        "speed-up (CPU)",
-        "target",
-        "met",
-        "memory vs Qwen2-Audio",
-        "memory <= Qwen2-Audio",
-    ]
-    return "VoxLM against Qwen2-Audio\n\n" + markdown_table(headers, rows)
+ACCEPTANCE_COLUMNS = [
+    ("VoxLM preset", _get("preset")),
+    ("clip s", _get("seconds")),
+    ("positions / s", _get("positions_per_second")),
+    ("speed-up (wall)", _get("speedup_wall")),
+    ("speed-up (CPU)", _get("speedup_cpu")),
+    ("target", lambda check: f"{check['target']:.0f}x" if check["target"] else "(reported)"),
+    ("met", lambda check: {True: "yes", False: "NO", None: "-"}[check["speed_ok"]]),
+    ("memory vs Qwen2-Audio", _get("memory_ratio")),
+    ("memory <= Qwen2-Audio", lambda check: "yes" if check["memory_ok"] else "NO"),
+]
 
 
 def _decode_rate(row: dict, key: str) -> float | None:
@@ -581,113 +543,62 @@ def _decode_rate(row: dict, key: str) -> float | None:
     return row["batch_size"] * (row["new_tokens"] - 1) / elapsed if elapsed > 0 else None
 
 
-def _generation_table(rows: list[dict]) -> str:
-    table = [
-        [
-            row["model"],
-            row["batch_size"],
-            row["prompt_length"],
-            row["prefill_s"],
-            row["prefill_rounds"]["cpu_s"],
-            row["decode_tokens_per_s"],
-            _decode_rate(row, "cpu_s"),
-            "!" if row["contended"] else "",
-        ]
-        for row in rows
-    ]
-    seconds = rows[0]["seconds"] if rows else "-"
-    headers = ["model", "batch", "prompt positions", "prefill s", "prefill CPU s", "decode tokens / s",
-               "decode tokens / CPU s", "flag"]  # fmt: skip
-    return f"Generation ({seconds} s clips, greedy)\n\n" + markdown_table(headers, table)
+GENERATION_COLUMNS = [
+    ("model", _get("model")),
+    ("batch", _get("batch_size")),
+    ("prompt positions", _get("prompt_length")),
+    ("prefill s", _get("prefill_s")),
+    ("prefill CPU s", lambda row: row["prefill_rounds"]["cpu_s"]),
+    ("decode tokens / s", _get("decode_tokens_per_s")),
+    ("decode tokens / CPU s", lambda row: _decode_rate(row, "cpu_s")),
+    ("flag", lambda row: "!" if row["contended"] else ""),
+]
+MEMCHECK_COLUMNS = [
+    ("model", _get("model")),
+    ("clip s", _get("seconds")),
+    ("in this process (reset high-water mark) MiB", _get("in_process_mib")),
+    ("fresh process (VmHWM) MiB", _get("fresh_process_mib")),
+]
 
 
-def _profile_table(profiles: list[dict]) -> str:
-    out = []
-    for result in profiles:
-        rows = [
-            [name, part["forward_ms"], part["backward_ms"], part["total_ms"], 100 * part["share"]]
-            for name, part in result["parts"].items()
-        ]
-        shares = ", ".join(f"{name} {100 * share:.0f}%" for name, share in result["shares"].items())
-        ratios = ", ".join(f"{ratio:.2f}" for ratio in result.get("cpu_ratios", []))
-        out.append(
-            f"Profile of one {result['model']} training step, {result['seconds']} s clips ({shares}; median of "
-            f"{len(result.get('cpu_ratios', [])) or 1} profiled steps, CPU/wall {ratios})\n\n"
-            + markdown_table(["part", "forward ms", "backward ms", "total ms", "%"], rows)
-            + "\n\nTop operators (self CPU): "
-            + ", ".join(f"{op['op']} {op['self_ms']:.0f} ms" for op in result["top_ops"])
-        )
-    return "\n\n".join(out)
+def _profile_table(result: dict) -> str:
+    parts = [{"part": name, **part, "percent": 100 * part["share"]} for name, part in result["parts"].items()]
+    columns = [("part", _get("part")), ("forward ms", _get("forward_ms")), ("backward ms", _get("backward_ms"))]
+    columns += [("total ms", _get("total_ms")), ("%", _get("percent"))]
+    shares = ", ".join(f"{name} {100 * share:.0f}%" for name, share in result["shares"].items())
+    ratios = ", ".join(f"{ratio:.2f}" for ratio in result.get("cpu_ratios", []))
+    title = (
+        f"Profile of one {result['model']} training step, {result['seconds']} s clips ({shares}; median of "
+        f"{len(result.get('cpu_ratios', [])) or 1} profiled steps, CPU/wall {ratios})"
+    )
+    top = ", ".join(f"{op['op']} {op['self_ms']:.0f} ms" for op in result["top_ops"])
+    return f"{_table(title, columns, parts)}\n\nTop operators (self CPU): {top}"
 
 
 def _continuation_table(result: dict) -> str:
-    rows = [
-        [
-            mode,
-            result[mode]["wall_s"],
-            result[mode]["rows_per_s"],
-            result["rows"] / result[mode]["cpu_s"],
-            f"{result[mode]['clean_rounds']}/{result[mode]['rounds']}{_flag(result[mode])}",
-        ]
-        for mode in ("batched", "one by one")
-    ]
-    return (
+    modes = [{"mode": mode, **result[mode], "rows_per_cpu_s": result["rows"] / result[mode]["cpu_s"]}
+             for mode in ("batched", "one by one")]  # fmt: skip
+    columns = [("mode", _get("mode")), ("wall s", _get("wall_s")), ("rows / s", _get("rows_per_s"))]
+    columns += [("rows / CPU s", _get("rows_per_cpu_s")), ("clean rounds", _rounds)]
+    title = (
         f"Continuation writing ({result['llm_shape']} LLM, {result['rows']} rows, {result['new_tokens']} new tokens, "
-        f"greedy, left padding; identical batched vs alone: {_fmt(result['identical_fraction'])})\n\n"
-        + markdown_table(["mode", "wall s", "rows / s", "rows / CPU s", "clean rounds"], rows)
+        f"greedy, left padding; identical batched vs alone: {format_cell(result['identical_fraction'], '.2f')})"
     )
+    return _table(title, columns, modes)
 
 
 def _lasso_table(rows: list[dict]) -> str:
+    columns = [("clips", _get("clips"))]
     if rows and "C" not in rows[0]:  # runs saved before the section timed SpeechTokenSelector
-        return _legacy_lasso_table(rows)
-    table = [
-        [
-            row["clips"],
-            row.get("token_types"),
-            row["wall_s"],
-            row["cpu_s"],
-            row.get("nonzero_weights"),
-            row.get("selected_tokens"),
-            row.get("label_tokens_recovered"),
-            f"{row['clean_rounds']}/{row['rounds']}{_flag(row)}",
-        ]
-        for row in rows
-    ]
+        columns += [("token types", _get("vocabulary")), ("fit s", _get("wall_s")), ("fit CPU s", _get("cpu_s"))]
+        columns += [("saga iterations", _get("saga_iterations")), ("non-zero tokens", _get("nonzero_weights"))]
+        columns += [("selected", _get("selected_tokens")), ("clean rounds", _rounds)]
+        return _table("Speech-token selection (scikit-learn pipeline built in the benchmark)", columns, rows)
+    columns += [("token types", _get("token_types")), ("fit s", _get("wall_s")), ("fit CPU s", _get("cpu_s"))]
+    columns += [("non-zero tokens", _get("nonzero_weights")), ("selected", _get("selected_tokens"))]
+    columns += [("label tokens selected", _get("label_tokens_recovered")), ("clean rounds", _rounds)]
     settings = f", C = {rows[0]['C']:g}, max_iter = {rows[0]['max_iter']}" if rows else ""
-    return f"Speech-token selection (`SpeechTokenSelector.fit`{settings})\n\n" + markdown_table(
-        [
-            "clips",
-            "token types",
-            "fit s",
-            "fit CPU s",
-            "non-zero tokens",
-            "selected",
-            "label tokens selected",
-            "clean rounds",
-        ],
-        table,
-    )
-
-
-def _legacy_lasso_table(rows: list[dict]) -> str:
-    table = [
-        [
-            row["clips"],
-            row.get("vocabulary"),
-            row["wall_s"],
-            row["cpu_s"],
-            row.get("saga_iterations"),
-            row.get("nonzero_weights"),
-            row.get("selected_tokens"),
-            f"{row['clean_rounds']}/{row['rounds']}{_flag(row)}",
-        ]
-        for row in rows
-    ]
-    header = ["clips", "token types", "fit s", "fit CPU s", "saga iterations", "non-zero tokens", "selected"]
-    return "Speech-token selection (scikit-learn pipeline built in the benchmark)\n\n" + markdown_table(
-        [*header, "clean rounds"], table
-    )
+    return _table(f"Speech-token selection (`SpeechTokenSelector.fit`{settings})", columns, rows)
 
 
 # -------------------------------------------------------------------------------------------------- main

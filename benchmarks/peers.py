@@ -41,8 +41,8 @@ from transformers import (
 )
 
 from voxlm.modeling import VoxLMConfig, VoxLMForConditionalGeneration
+from voxlm.processing.audio_checks import SAMPLING_RATE
 
-SAMPLING_RATE = 16000
 HOP = 160  # samples per log-mel frame (100 frames per second)
 WINDOW_SECONDS = 30  # Whisper's window: Qwen2-Audio and Voxtral pad every clip to it
 VOXLM_PRESETS = ("blsp", "ultravox", "speechverse")

@@ -19,6 +19,7 @@ import statistics
 import time
 
 from voxlm.processing import SpeechTokenSelector, bag_of_tokens
+from voxlm.train.core.tables import render_table
 
 from .token_corpus import CODES, FRAME_RATE, LEVELS, synthetic_units, unit_vocabulary
 
@@ -88,9 +89,8 @@ def main(argv=None) -> dict:
         f"Token selection: {args.clips:,} clips x {len(vocabulary):,}-token vocabulary, "
         f"{ids.shape[1]:,} tokens per clip ({ids.size / 1e6:.0f} M tokens), median of {args.rounds}"
     )
-    print("| step | seconds |\n|---|---|")
-    for step, seconds in result["seconds"].items():
-        print(f"| {step.replace('_', ' ')} | {seconds:.2f} |")
+    steps = [[step.replace("_", " "), seconds] for step, seconds in result["seconds"].items()]
+    print(render_table(["step", "seconds"], steps, markdown=True, float_format=".2f"))
     print(f"kept {kept} tokens; label-carrying tokens recovered: {result['label_tokens_recovered']}")
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} (other processes share them)")
     if args.output:

@@ -32,7 +32,8 @@ import shutil
 import time
 from pathlib import Path
 
-from voxlm.train.align.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from voxlm.train.core.tables import render_table
 
 ALL_TASKS = "continue,repeat,translate,answer,sentiment,follow"
 
@@ -221,13 +222,11 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
     """Step 5: Whisper + a fresh BLSP adapter + SmolLM2, the start of training unless there is a warm start."""
     folder = run_dir / "untrained"
     if not (folder / "config.json").exists():
-        import torch
-
         from voxlm.hub_cards import RunInfo, save_run
-        from voxlm.train.align.data import assemble_voxlm
+        from voxlm.train.core.models import ModelSpec, assemble_voxlm
 
-        torch.manual_seed(args.seed)
-        model, processor = assemble_voxlm(str(whisper), str(smollm2), adapter="blsp")
+        spec = ModelSpec(audio_model=str(whisper), text_model=str(smollm2), adapter="blsp", dtype=None)
+        model, processor = assemble_voxlm(spec, seed=args.seed)
         info = RunInfo(
             kind="voxlm",
             base_models={
@@ -241,7 +240,7 @@ def untrained_model(args, whisper: Path, smollm2: Path, run_dir: Path) -> Path:
 
 def check_warm_start(args) -> None:
     """Fail before hours of work when --warm-start names no saved VoxLM model."""
-    from voxlm.train.align.data import is_voxlm_folder
+    from voxlm.train.core.models import is_voxlm_folder
 
     if args.warm_start not in (None, "shipped") and not is_voxlm_folder(args.warm_start):
         raise SystemExit(
@@ -317,16 +316,14 @@ COLUMNS = (  # (header, task, score)
 def summary(systems: dict[str, dict]) -> str:
     """One line per evaluation table and system ({system: {table: results}}; the cascade is in "trained")."""
     systems = {**systems, "cascade": systems["trained"]}
-    lines = [f"{'data':<20} {'system':<10} " + " ".join(f"{header:>13}" for header, _, _ in COLUMNS)]
+    rows = []
     for name in systems["trained"]:
         for system, results in systems.items():
             key = "cascade" if system == "cascade" else "speech"
             tasks = results[name]["tasks"]
             cells = [tasks.get(task, {}).get("scores", {}).get(key, {}).get(score) for _, task, score in COLUMNS]
-            lines.append(
-                f"{name:<20} {system:<10} " + " ".join(f"{v:>13.3f}" if v is not None else f"{'-':>13}" for v in cells)
-            )
-    return "\n".join(lines)
+            rows.append([name, system, *cells])
+    return render_table(["data", "system", *[header for header, _, _ in COLUMNS]], rows, float_format=".3f")
 
 
 def main(argv=None):

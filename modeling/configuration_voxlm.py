@@ -9,6 +9,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
 from .audio_lengths import audio_output_lengths
+from .encoder_sizes import audio_hidden_size, audio_num_layers
 
 logger = logging.get_logger(__name__)
 
@@ -50,14 +51,6 @@ def check_audio_encoder(audio_config) -> None:
             f"`audio_config.add_adapter=True` ({model_type}) is not supported: VoxLM's own adapter does the "
             "downsampling. Set `add_adapter=False` and describe the downsampling in `adapter` instead."
         )
-
-
-def audio_hidden_size(audio_config) -> int:
-    return audio_config.d_model if audio_config.model_type == "whisper" else audio_config.hidden_size
-
-
-def audio_num_layers(audio_config) -> int:
-    return audio_config.encoder_layers if audio_config.model_type == "whisper" else audio_config.num_hidden_layers
 
 
 def audio_input_rate(audio_config, sampling_rate: int = 16000) -> float:

@@ -18,7 +18,8 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import logging
 
 from .audio_lengths import apply_length_stages, audio_output_lengths, encoder_output_lengths
-from .configuration_voxlm import VoxLMConfig, audio_hidden_size, audio_num_layers
+from .configuration_voxlm import VoxLMConfig
+from .encoder_sizes import audio_hidden_size, audio_num_layers
 from .quantization_voxlm import VoxLMQuantizationConfig  # noqa: F401 (registers `quant_method="voxlm"`)
 from .whisper_encoder import valid_mask as _valid_mask
 from .whisper_encoder import whisper_hidden_states

@@ -5,8 +5,8 @@ its own conv1/conv2 + GELU, adding the first T positional embeddings, then its l
 the encoder states of the real clip (about 10x faster on short clips). The result is close to, but not equal to,
 the first frames of a padded run, so train and infer in the same mode.
 
-Used by the VoxLM model and by the k-means speech units; an identical copy lives in `processing/` so that each
-folder travels to a Hub repository on its own (flat imports only).
+Used by the VoxLM model and by the k-means speech units; `processing/whisper_encoder.py` is a copy generated from
+this file (`scripts/sync_hub_copies.py`), so that each folder travels to a Hub repository on its own.
 """
 
 import torch

@@ -5,11 +5,14 @@ travels to Hub repositories beside the processing files.
 """
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
 
 AudioClip = np.ndarray | Sequence[float]
+SAMPLING_RATE = 16000  # the input rate of every speech encoder VoxLM supports (Whisper, wav2vec2, HuBERT, WavLM, ...)
+MIN_AUDIO_SECONDS = 0.025  # one 25 ms analysis window; shorter clips give no encoder frame
 
 
 def is_single_clip(audio) -> bool:
@@ -79,17 +82,25 @@ def check_clip(
 
 
 def resample_clip(clip: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Polyphase resampling with scipy (float32 out); a clip already at `target_rate` is returned as it is."""
+    source_rate, target_rate = int(source_rate), int(target_rate)
+    if source_rate == target_rate:
+        return np.asarray(clip, dtype=np.float32)
     try:
         from scipy.signal import resample_poly
     except ImportError as error:  # pragma: no cover
         raise ImportError("Resampling needs scipy: pip install scipy") from error
-    divisor = math.gcd(int(source_rate), int(target_rate))
+    divisor = math.gcd(source_rate, target_rate)  # 22050 -> 16000 is resample_poly(x, 320, 441)
     return resample_poly(clip, target_rate // divisor, source_rate // divisor).astype(np.float32)
 
 
-def load_audio(source: str, sampling_rate: int) -> np.ndarray:
-    """Read a local file with soundfile (resampled to `sampling_rate`); URLs go through transformers."""
-    if source.startswith(("http://", "https://")):
+def load_audio(source, sampling_rate: int) -> np.ndarray:
+    """A sound file as mono float32 at `sampling_rate` (channels averaged).
+
+    `source` is a path or a file object (e.g. `io.BytesIO`) that soundfile reads; a `.raw` path is headerless 16-bit
+    little-endian PCM at 16 kHz (pocketsphinx's test data); `http(s)://` URLs go through transformers.
+    """
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
         from transformers.audio_utils import load_audio as load_url
 
         return load_url(source, sampling_rate=sampling_rate)
@@ -97,10 +108,22 @@ def load_audio(source: str, sampling_rate: int) -> np.ndarray:
         import soundfile
     except ImportError as error:  # pragma: no cover
         raise ImportError("Reading audio files needs soundfile: pip install soundfile") from error
-    data, rate = soundfile.read(source, dtype="float32", always_2d=False)
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".raw"):
+        raw = {"samplerate": SAMPLING_RATE, "channels": 1, "subtype": "PCM_16", "endian": "LITTLE"}
+        data, rate = soundfile.read(source, dtype="float32", **raw)
+    else:
+        data, rate = soundfile.read(source, dtype="float32", always_2d=False)
     if data.ndim == 2:
         data = data.mean(axis=1)
-    return resample_clip(data, rate, sampling_rate) if rate != sampling_rate else data
+    return resample_clip(data, rate, sampling_rate)
 
 
-__all__ = ["AudioClip", "check_clip", "is_single_clip", "load_audio", "resample_clip"]
+__all__ = [
+    "MIN_AUDIO_SECONDS",
+    "SAMPLING_RATE",
+    "AudioClip",
+    "check_clip",
+    "is_single_clip",
+    "load_audio",
+    "resample_clip",
+]

@@ -1,3 +1,4 @@
+# Generated from modeling/audio_lengths.py by `python scripts/sync_hub_copies.py`: edit that file, not this copy.
 """The one length formula of VoxLM.
 
 The number of audio positions a clip occupies in the language model's input is computed here and nowhere
@@ -12,7 +13,7 @@ Each stage maps a length `L` to `(L + pad - kernel) // stride + 1`, where `pad` 
 both sides. Frame stacking by `k` (padding the tail) is the stage `[k, k, k - 1]`, i.e. `ceil(L / k)`.
 
 This file has no imports so that it can travel unchanged to a Hub repository beside the modeling and
-processing files.
+processing files; `processing/audio_lengths.py` is a copy generated from it (`scripts/sync_hub_copies.py`).
 """
 
 

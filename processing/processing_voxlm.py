@@ -6,12 +6,10 @@ import numpy as np
 from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
 from transformers.utils import logging
 
-from .audio_checks import check_clip, is_single_clip, load_audio
+from .audio_checks import MIN_AUDIO_SECONDS, check_clip, is_single_clip, load_audio
 from .audio_lengths import audio_output_lengths
 
 logger = logging.get_logger(__name__)
-
-MIN_AUDIO_SECONDS = 0.025  # one 25 ms analysis window; shorter clips give no encoder frame
 
 
 class VoxLMProcessor(ProcessorMixin):

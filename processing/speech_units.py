@@ -24,15 +24,15 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput, logging
 
-from .audio_checks import check_clip, is_single_clip
+from .audio_checks import MIN_AUDIO_SECONDS, check_clip, is_single_clip
 from .audio_lengths import encoder_output_lengths
+from .encoder_sizes import audio_hidden_size, audio_num_layers
 from .whisper_encoder import WHISPER_CONV_STAGES, whisper_hidden_states
 
 logger = logging.get_logger(__name__)
 
 BACKENDS = ("codec", "kmeans")
 DEFAULT_CODEC_LEVELS = 8  # the recipe's codec: 8 RVQ levels
-MIN_AUDIO_SECONDS = 0.025
 
 
 def codec_num_levels(codec_config) -> int:
@@ -45,16 +45,6 @@ def codec_num_levels(codec_config) -> int:
         f"Cannot find the number of codebooks in the {codec_config.model_type!r} config (looked for num_quantizers, "
         "n_codebooks, num_codebooks); this codec is not supported by the 'codec' backend."
     )
-
-
-def encoder_hidden_size(encoder_config) -> int:
-    return encoder_config.d_model if encoder_config.model_type == "whisper" else encoder_config.hidden_size
-
-
-def encoder_num_layers(encoder_config) -> int:
-    if encoder_config.model_type == "whisper":
-        return encoder_config.encoder_layers
-    return encoder_config.num_hidden_layers
 
 
 class SpeechUnitConfig(PretrainedConfig):
@@ -138,7 +128,7 @@ class SpeechUnitConfig(PretrainedConfig):
             raise ValueError(f"`num_units` must be at least 2, got {self.num_units}.")
         if self.frame_pooling < 1:
             raise ValueError(f"`frame_pooling` must be at least 1, got {self.frame_pooling}.")
-        num_states = encoder_num_layers(self.backbone_config) + 1
+        num_states = audio_num_layers(self.backbone_config) + 1
         if not -num_states <= self.layer < num_states:
             raise ValueError(
                 f"`layer` must index the encoder's {num_states} hidden states (0 = embeddings, -1 = last), "
@@ -189,7 +179,7 @@ class SpeechUnitTokenizer(PreTrainedModel):
             self.backbone = AutoModel.from_config(config.backbone_config)
         if config.backend == "kmeans":
             # (num_units, hidden): fitted by `fit_kmeans`, saved in model.safetensors with the encoder weights
-            width = encoder_hidden_size(config.backbone_config)
+            width = audio_hidden_size(config.backbone_config)
             self.register_buffer("centroids", torch.zeros(config.num_units, width))
         self._feature_extractor = None
         self.post_init()
@@ -291,7 +281,7 @@ class SpeechUnitTokenizer(PreTrainedModel):
         features = self.feature_extractor(
             clip, sampling_rate=self.sampling_rate, padding="longest", truncation=False, return_tensors="pt"
         )
-        num_states = encoder_num_layers(config) + 1
+        num_states = audio_num_layers(config) + 1
         layer = self.config.layer % num_states
         if config.model_type == "whisper":
             mels = features["input_features"].to(self.device, self.dtype)  # (1, n_mels, T)
@@ -478,7 +468,7 @@ class SpeechUnitTokenizer(PreTrainedModel):
             model = cls(config)
         model.backbone = backbone
         if backend == "kmeans":
-            model.register_buffer("centroids", torch.zeros(config.num_units, encoder_hidden_size(backbone.config)))
+            model.register_buffer("centroids", torch.zeros(config.num_units, audio_hidden_size(backbone.config)))
         return model.eval()
 
 

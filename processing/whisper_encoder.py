@@ -1,3 +1,4 @@
+# Generated from modeling/whisper_encoder.py by `python scripts/sync_hub_copies.py`: edit that file, not this copy.
 """Whisper's encoder on the real clip length (no padding to 30 s), cut into windows when longer.
 
 transformers' `WhisperEncoder.forward` only accepts exactly `2 * max_source_positions` mel frames (30 s). Running
@@ -5,8 +6,8 @@ its own conv1/conv2 + GELU, adding the first T positional embeddings, then its l
 the encoder states of the real clip (about 10x faster on short clips). The result is close to, but not equal to,
 the first frames of a padded run, so train and infer in the same mode.
 
-Used by the VoxLM model and by the k-means speech units; an identical copy lives in `processing/` so that each
-folder travels to a Hub repository on its own (flat imports only).
+Used by the VoxLM model and by the k-means speech units; `processing/whisper_encoder.py` is a copy generated from
+this file (`scripts/sync_hub_copies.py`), so that each folder travels to a Hub repository on its own.
 """
 
 import torch

@@ -27,8 +27,11 @@ from voxlm.train.align.continuations import (
     read_rows,
     run_settings,
 )
-from voxlm.train.align.prompts import BLSP_INSTRUCTION, EVAL_INSTRUCTIONS, PromptFormat
-from voxlm.train.align.training import AlignCollator, distillation_loss, kd_loss, label_positions
+from voxlm.train.align.data import ContinuationExamples
+from voxlm.train.align.prompts import EVAL_INSTRUCTIONS
+from voxlm.train.align.training import distillation_loss, kd_loss, label_positions
+from voxlm.train.core.data import SpeechTaskCollator
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, PromptFormat
 from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
 WORDS = "the quick brown fox jumps over lazy dog hello world this is a test of speech and language".split()
@@ -188,7 +191,7 @@ def test_generate_continuations_reports_missing_column(tiny_folder, tmp_path):
     args = ContinuationArguments(
         data=str(data), output_dir=str(tmp_path / "o"), model=str(tiny_folder), text_column="x"
     )
-    with pytest.raises(ValueError, match=r"no column\(s\) \['x'\].*--\*_column options"):
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['x'\].*--\*_column options"):
         generate_continuations(args)
 
 
@@ -220,7 +223,9 @@ def test_config_file_supplies_options_and_the_command_line_wins(tmp_path):
     (args,) = align.parse_command_args("continuations", ["--config", str(config), "--max_new_tokens", "20"])
     assert (args.data, args.model, args.output_dir, args.max_new_tokens) == ("d", "m", "o", 20)
     config.write_text(yaml.safe_dump({"data": "d", "bogus": 1}))
-    with pytest.raises(SystemExit, match="unknown option"):
+    with pytest.raises(
+        SystemExit, match=r"unknown key\(s\) \['bogus'\]; see `python -m voxlm.train.align continuations --help`"
+    ):
         align.parse_command_args("continuations", ["--config", str(config)])
 
 
@@ -266,6 +271,39 @@ def test_training_changes_only_the_adapter(tiny_folder, tmp_path, objective):
     assert info.stages[-1]["trainable_parameters"] == sum(after[name].numel() for name in adapter)
 
 
+def test_budgeted_batches_keep_padded_seconds_within_the_budget_only_when_asked(tiny_folder, tmp_path):
+    from voxlm.train.align.training import (
+        AlignTrainArguments,
+        AlignTrainingArguments,
+        batch_sampler,
+        build_model,
+        prompt_format_for,
+        training_examples,
+    )
+
+    data = continuation_table(tmp_path / "data", 8)  # clips of 0.4 to 0.7 s
+    args = AlignTrainArguments(data=str(data), model=str(tiny_folder), max_seconds=1.5, max_batch_size=3)
+    model, processor = build_model(args)
+    examples = training_examples(args, prompt_format_for(args))
+    assert examples.seconds.tolist() == pytest.approx([0.4, 0.5, 0.6, 0.7] * 2)
+    sampler = batch_sampler(args, examples, processor, model, seed=0)
+    batches = list(sampler)
+    assert sorted(i for batch in batches for i in batch) == list(range(8))
+    assert all(len(batch) * examples.seconds[batch].max() <= 1.5 and len(batch) <= 3 for batch in batches)
+    plain = AlignTrainArguments(data=str(data), model=str(tiny_folder))
+    assert batch_sampler(plain, examples, processor, model, seed=0) is None  # the trainer's fixed-size batches
+    training_args = AlignTrainingArguments(output_dir=str(tmp_path / "out"), report_to=[])
+    trainer = align.AlignTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=examples.table,
+        data_collator=SpeechTaskCollator(processor, to_example=examples.example),
+        train_batch_sampler=sampler,
+    )
+    loaded = [batch["input_features_mask"].shape[0] for batch in trainer.get_train_dataloader()]
+    assert loaded == [len(batch) for batch in batches]
+
+
 def kd_case(embeddings_coincide: bool):
     """A batch whose speech, if `embeddings_coincide`, enters the LLM as exactly the transcript's token embeddings."""
     model, processor = tiny_voxlm("whisper", "llama", adapter="blsp")
@@ -289,7 +327,8 @@ def kd_case(embeddings_coincide: bool):
         )
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"kd_case_{os.getpid()}.wav"
     soundfile.write(path, clip, 16000)
-    collator = AlignCollator(processor, prompts, with_teacher=True)
+    examples = ContinuationExamples(table=None, instruction=prompts.instruction)
+    collator = SpeechTaskCollator(processor, with_teacher=True, to_example=examples.example)
     batch = collator([{"audio": str(path), "transcript": transcript, "continuation": continuation}])
     speech_ids = batch["input_ids"][0].clone()
     expected = batch["teacher_input_ids"][0].clone()
@@ -352,7 +391,7 @@ def test_evaluation_scores_the_responses_it_reports(tiny_folder, tmp_path):
     from tiny import tiny_tokenizer
     from transformers import BertConfig, BertModel
 
-    from voxlm.train.offline.sentences import word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
 
     embedder = tmp_path / "embedder"
     tokenizer = tiny_tokenizer()

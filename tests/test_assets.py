@@ -251,7 +251,8 @@ def test_command_help_and_missing_package(tmp_path, monkeypatch, capsys):
 def test_whisper_tiny_en_transcribes_librivox():
     from transformers import AutoProcessor
 
-    from voxlm.train.offline.speech import real_recordings, transcribe, word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
+    from voxlm.train.offline.speech import real_recordings, transcribe
 
     torch.set_num_threads(1)
     folder = assets.whisper_tiny_en_dir()

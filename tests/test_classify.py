@@ -11,7 +11,7 @@ from tiny_speechtok import save_tiny_lm, synthetic_corpus
 from transformers import AutoModelForSequenceClassification, AutoProcessor, AutoTokenizer
 
 from voxlm.hub_cards.push import export_folder
-from voxlm.processing import SpeechTokProcessor
+from voxlm.processing import SpeechTokenProcessor
 from voxlm.train import classify
 from voxlm.train.classify.adaptation import adapt_new_embeddings, lm_objective, load_language_model
 from voxlm.train.classify.classification import balanced_class_weights, classification_metrics, weighted_cross_entropy
@@ -31,7 +31,7 @@ def lm_paths(tmp_path_factory):
 def test_adaptation_changes_only_the_new_embedding_rows(kind, lm_paths, tmp_path):
     path = lm_paths[kind]
     assert lm_objective(path) == kind
-    processor = SpeechTokProcessor.from_parts(AutoTokenizer.from_pretrained(path), VOCABULARY[:6], max_length=64)
+    processor = SpeechTokenProcessor.from_parts(AutoTokenizer.from_pretrained(path), VOCABULARY[:6], max_length=64)
     clips, _, texts = synthetic_corpus(24, VOCABULARY[:6], {0: [VOCABULARY[0]]}, length=12)
     sequences = classify.encode_split(processor, classify.Split(texts, clips, []), True, special_mask=True)
     model = load_language_model(path, kind, len(processor.tokenizer))
@@ -138,15 +138,15 @@ def test_saved_classifier_reloads_as_plain_transformers_with_the_remote_processo
     assert run_info["kind"] == "speech-token-classifier" and run_info["recipe"] == "speech-tokens"
     result = json.loads((tmp_path / "runs" / "results.jsonl").read_text().splitlines()[0])
     assert {m["metric"]: m["value"] for m in run_info["metrics"]}["macro_f1"] == result["macro_f1"]
-    exported = export_folder(folder, tmp_path / "export", "voxlm-test/speechtok-tiny")
-    assert {"audio_vocabulary.json", "processing_speechtok.py", "speech_units.py", "model.safetensors"} <= set(
+    exported = export_folder(folder, tmp_path / "export", "voxlm-test/speech-tokens-tiny")
+    assert {"audio_vocabulary.json", "processing_speech_tokens.py", "speech_units.py", "model.safetensors"} <= set(
         exported.files
     )
     assert "**Audio tokens kept:**" in (tmp_path / "export" / "README.md").read_text()
 
 
 def test_config_errors_name_the_problem(tmp_path):
-    with pytest.raises(ValueError, match=r"Unknown keys \['lora_rank'\] in `config.finetune`"):
+    with pytest.raises(ValueError, match=r"config.finetune: unknown key\(s\) \['lora_rank'\]"):
         classify.ClassifyConfig.from_dict({"model": "m", "data": {"path": "d"}, "finetune": {"lora_rank": 8}})
     with pytest.raises(ValueError, match="Unknown conditions"):
         classify.ClassifyConfig.from_dict({"model": "m", "data": {"path": "d"}, "conditions": ["audio"]})
@@ -155,7 +155,7 @@ def test_config_errors_name_the_problem(tmp_path):
 def test_the_example_config_parses():
     from pathlib import Path
 
-    path = Path(__file__).parent.parent / "train" / "configs" / "speechtok_classify.yaml"
+    path = Path(__file__).parent.parent / "train" / "configs" / "classify_offline.yaml"
     config = classify.ClassifyConfig.from_dict(yaml.safe_load(path.read_text()))
     assert config.conditions == list(classify.CONDITIONS) and config.seeds == [0, 1, 2]
     assert config.finetune.lora.r == 64 and not config.model.startswith("~")

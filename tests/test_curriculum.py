@@ -148,7 +148,7 @@ def test_ctc_warm_up_trains_the_adapter_only_then_language_model_stages_follow(r
 def test_ctc_loss_learns_to_emit_the_transcript(recipe, vocabulary):
     from voxlm.modeling import VoxLMForConditionalGeneration
     from voxlm.processing import VoxLMProcessor
-    from voxlm.train.core.data import read_audio
+    from voxlm.train.core.audio import read_audio
 
     root = recipe[0]
     model = VoxLMForConditionalGeneration.from_pretrained(root / "start")
@@ -231,7 +231,7 @@ def test_evaluate_command_scores_a_saved_model(recipe, tmp_path, capsys):
 
 def test_token_budget_counts_audio_positions_prompt_and_target(recipe):
     from voxlm.processing import VoxLMProcessor
-    from voxlm.train.core.config import BatchingSpec, example_costs
+    from voxlm.train.core.batching import BatchingSpec, example_costs
     from voxlm.train.core.data import DatasetSpec, Source, TaskMixture, load_dataset_spec
     from voxlm.train.core.tasks import BUILTIN_TASKS
 

@@ -10,7 +10,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import blsp_offline  # noqa: E402
 
-from voxlm.train.align.prompts import BLSP_INSTRUCTION  # noqa: E402
+from voxlm.train.core.prompts import BLSP_INSTRUCTION  # noqa: E402
 
 
 def test_blsp_example_rejects_a_missing_warm_start_before_any_work(tmp_path):

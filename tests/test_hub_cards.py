@@ -195,7 +195,7 @@ def test_speech_token_classifier_travels_with_its_vocabulary(tmp_path):
         license="mit",
     ).save(run)
 
-    result = export_folder(run, tmp_path / "out", "voxlm-test/speechtok-tiny")
+    result = export_folder(run, tmp_path / "out", "voxlm-test/speech-tokens-tiny")
     assert set(result.files) == {
         "README.md",
         "audio_vocabulary.json",

@@ -29,6 +29,7 @@ EXPECTED_FILES = {
     "chat_template.jinja",
     "config.json",
     "configuration_voxlm.py",
+    "encoder_sizes.py",
     "generation_config.json",
     "model.safetensors",
     "modeling_voxlm.py",

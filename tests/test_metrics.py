@@ -5,7 +5,7 @@ import pytest
 import sacrebleu
 from sklearn.metrics import f1_score
 
-from voxlm.train.core.metrics import METRICS, METRICS_DIR, compute_metric, load_metric, metric_path
+from voxlm.train.core.metrics import METRICS, METRICS_DIR, compute_metric, load_metric, metric_path, word_error_rate
 
 
 @pytest.mark.parametrize("name", METRICS)
@@ -30,6 +30,16 @@ def test_wer_normalises_like_whisper_and_equals_jiwer_on_normalised_text():
     assert compute_metric("wer", ["un deux"], [""])["insertions"] == 2  # empty references are allowed
     with pytest.raises(ValueError, match="'english', 'basic' or 'none'"):
         compute_metric("wer", ["a"], ["a"], normalizer="french")
+
+
+def test_word_error_rate_helper_scores_through_the_wer_module():
+    assert word_error_rate(["Mr. Smith has ten apples."], ["mister smith has 10 apples"]) == 0.0
+    assert word_error_rate(["the cat sat down"], ["the cat sad"]) == 0.5
+    assert word_error_rate(["a b", ""], ["a b", "extra words"]) == 1.0  # insertions against an empty ref
+    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
+        word_error_rate(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="empty after normalization"):
+        word_error_rate(["", "Uh, um."], ["a", "b"])  # fillers are normalised away
 
 
 def test_bleu_equals_sacrebleu():

@@ -60,7 +60,8 @@ def test_shipped_model_keeps_the_base_weights_and_loads_the_adapter(shipped):
 
 
 def test_shipped_model_repeats_speech_in_voices_it_never_heard(shipped):
-    from voxlm.train.offline.sentences import sentences, word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
+    from voxlm.train.offline.sentences import sentences
     from voxlm.train.offline.shipped import heldout_voices
     from voxlm.train.offline.speech import audio_of, synthetic_speech_dataset
 
@@ -68,3 +69,21 @@ def test_shipped_model_repeats_speech_in_voices_it_never_heard(shipped):
     table = synthetic_speech_dataset(texts, heldout_voices(), seed=101, progress=False)
     answers = repeat(*shipped, [audio_of(row) for row in table])
     assert word_error_rate(texts, answers) < WER_HELDOUT, list(zip(texts, answers))
+
+
+@pytest.mark.slow
+def test_the_readme_example_answers_a_spoken_question(tmp_path, monkeypatch):
+    """The Python example at the top of README.md, run as written against the folder `make demo` saves."""
+    import re
+    from pathlib import Path
+
+    from voxlm.train.offline.shipped import hub_folder
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    assert len(example.strip().splitlines()) <= 15 and 'folder = "runs/demo/model"' in example
+    monkeypatch.chdir(tmp_path)
+    hub_folder(Path("runs/demo/model"))
+    printed = []
+    exec(compile(example, "README.md", "exec"), {"print": printed.append})
+    assert len(printed) == 1 and "Paris" in printed[0]  # the question is "What is the capital of France?"

@@ -38,11 +38,11 @@ def test_whisper_tiny_en_units_cover_every_frame_and_use_many_clusters(units, li
 def test_real_units_and_processor_round_trip(units, librivox, tmp_path):
     from transformers import AutoProcessor
 
-    from voxlm.processing import SpeechTokProcessor
+    from voxlm.processing import SpeechTokenProcessor
     from voxlm.train.offline.assets import minilm_dir
 
     kept = units.vocabulary[::2]
-    processor = SpeechTokProcessor.from_parts(str(minilm_dir()), kept, speech_units=units, max_length=256)
+    processor = SpeechTokenProcessor.from_parts(str(minilm_dir()), kept, speech_units=units, max_length=256)
     expected = processor(text=["a short sentence", "another one"], audio=librivox[:2], sampling_rate=16000)
     processor.save_pretrained(tmp_path)
     reloaded = AutoProcessor.from_pretrained(tmp_path, trust_remote_code=True)

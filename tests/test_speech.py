@@ -192,14 +192,6 @@ def test_answer_is_correct():
     assert text.answer_is_correct("Elephants are gray.", grey)
 
 
-def test_word_error_rate_normalizes_like_whisper():
-    assert text.word_error_rate(["Mr. Smith has ten apples."], ["mister smith has 10 apples"]) == 0.0
-    assert text.word_error_rate(["the cat sat down"], ["the cat sad"]) == 0.5
-    assert text.word_error_rate(["a b", ""], ["a b", "extra words"]) == 1.0  # insertions against an empty ref
-    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
-        text.word_error_rate(["a", "b"], ["a"])
-
-
 # ------------------------------------------------------------------------------------------ real recordings
 @requires_recordings
 def test_real_recordings_have_audio_and_transcripts():
@@ -216,16 +208,6 @@ def test_real_recordings_have_audio_and_transcripts():
     assert [r.source for r in speech.real_recordings(["cards"])] == ["cards"] * 5
     with pytest.raises(ValueError, match="Unknown real speech sources"):
         speech.real_recordings(["youtube"])
-
-
-def test_read_audio_resamples_and_downmixes(tmp_path):
-    stereo = np.stack([np.sin(np.arange(48000) / 10), np.zeros(48000)], axis=1).astype(np.float32) * 0.5
-    soundfile.write(tmp_path / "stereo.wav", stereo, 48000)
-    wave = speech.read_audio(tmp_path / "stereo.wav")
-    assert wave.dtype == np.float32 and wave.shape == (16000,)
-    np.testing.assert_allclose(wave, resample_poly(stereo.mean(axis=1), 1, 3), atol=1e-4)
-    (np.array([0, 16384, -32768], dtype="<i2")).tofile(tmp_path / "clip.raw")
-    np.testing.assert_array_equal(speech.read_audio(tmp_path / "clip.raw"), [0.0, 0.5, -1.0])
 
 
 def test_pack_clips_keeps_all_audio_under_the_limit():

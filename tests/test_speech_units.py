@@ -129,14 +129,6 @@ def test_bad_audio_and_unfitted_kmeans_get_clear_errors():
         SpeechUnitTokenizer(config.__class__(**{**config.to_dict(), "num_units": 500})).fit_kmeans(tone(0.2), 16000)
 
 
-def test_the_whisper_encoder_copies_in_modeling_and_processing_are_identical():
-    """Each folder travels to the Hub on its own, so the shared Whisper code exists twice and must not drift."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with open(os.path.join(root, "modeling", "whisper_encoder.py")) as modeling:
-        with open(os.path.join(root, "processing", "whisper_encoder.py")) as processing:
-            assert modeling.read() == processing.read()
-
-
 def test_frame_pooling_averages_groups_of_encoder_frames():
     units = kmeans_units(num_units=4)
     pooled = SpeechUnitTokenizer(SpeechUnitConfig(**{**units.config.to_dict(), "frame_pooling": 3})).eval()

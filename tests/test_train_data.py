@@ -3,22 +3,22 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from scipy.signal import resample_poly
 from tiny import tiny_tokenizer, tiny_voxlm, tone
 from tiny_data import tiny_spoken_dataset
 
+from voxlm.train.core.audio import audio_seconds, read_audio
 from voxlm.train.core.data import (
     DatasetSpec,
     Source,
     SpeechTaskCollator,
     StreamingTaskMixture,
     TaskMixture,
-    audio_seconds,
-    build_prompt,
     check_columns,
     durations,
     load_dataset_spec,
-    read_audio,
 )
+from voxlm.train.core.prompts import build_prompt
 from voxlm.train.core.tasks import build_tasks
 
 
@@ -48,6 +48,16 @@ def test_read_audio_from_every_cell_kind(tmp_path):
         assert audio_seconds(cell) == pytest.approx(expected)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_audio(str(tmp_path / "missing.wav"))
+
+
+def test_read_audio_resamples_downmixes_and_reads_headerless_pcm(tmp_path):
+    stereo = np.stack([np.sin(np.arange(48000) / 10), np.zeros(48000)], axis=1).astype(np.float32) * 0.5
+    soundfile.write(tmp_path / "stereo.wav", stereo, 48000)
+    wave = read_audio(tmp_path / "stereo.wav")
+    assert wave.dtype == np.float32 and wave.shape == (16000,)
+    np.testing.assert_allclose(wave, resample_poly(stereo.mean(axis=1), 1, 3), atol=1e-4)
+    (np.array([0, 16384, -32768], dtype="<i2")).tofile(tmp_path / "clip.raw")
+    np.testing.assert_array_equal(read_audio(tmp_path / "clip.raw"), [0.0, 0.5, -1.0])
 
 
 def test_undecoded_audio_column_is_read_with_soundfile(tmp_path):
@@ -89,9 +99,11 @@ def test_check_columns_names_the_missing_column_and_the_fix(saved_dataset):
     spec = DatasetSpec(path=saved_dataset, task="st", name="translate")
     dataset = load_dataset_spec(spec)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['language'\].*fields: \{language: <value>\}"):
-        check_columns(dataset, spec, tasks["st"].required_columns)
+        spec.require_columns(dataset, tasks["st"].required_columns)
     spec.fields = {"language": "German"}
-    check_columns(dataset, spec, tasks["st"].required_columns)
+    spec.require_columns(dataset, tasks["st"].required_columns)
+    with pytest.raises(ValueError, match=r"^table lacks column\(s\) \['x'\]; it has .*Name x\.$"):
+        check_columns(dataset, ["x", None, "audio"], "table", "Name {column}.")
 
 
 def test_mixture_examples_are_deterministic_and_weighted(saved_dataset):
@@ -173,7 +185,7 @@ def test_collator_for_an_encoder_decoder_llm_puts_the_prompt_in_the_encoder():
 
 def test_prompt_format_errors():
     _, processor = tiny_voxlm("whisper", "llama")
-    with pytest.raises(ValueError, match="'chat' or 'plain'"):
+    with pytest.raises(ValueError, match="Unknown prompt template 'json'; use one of chat, plain, blsp"):
         build_prompt(processor, "x", prompt_format="json")
     processor.tokenizer.chat_template = None
     processor.chat_template = None

@@ -8,7 +8,8 @@ import zlib
 
 import numpy as np
 
-SAMPLING_RATE = 16000
+from voxlm.processing.audio_checks import SAMPLING_RATE
+
 WORDS = ["play", "some", "music", "turn", "the", "lights", "off", "on", "what", "time", "is", "it", "set", "alarm"]
 INTENTS = {"play": "play_music", "turn": "lights", "what": "ask_time", "set": "set_alarm"}
 EMOTIONS = ["happy", "sad", "angry"]

@@ -4,19 +4,16 @@ do the same from speech.
     accelerate launch -m voxlm.train.align {continuations,train,evaluate} ...
 
 `continuations` (step 1, resumable shards), `training` (step 2), `evaluate` (behaviour on held-out speech),
-`prompts` (instructions and templates), `data` (tables and model loading), `command` (the command line).
+`prompts` (the evaluation's instructions), `data` (tables and model loading), `command` (the command line).
 """
 
 from voxlm.train.core.lazy import lazy_exports
 
 __all__ = [
-    "AlignCollator",
     "AlignEvalArguments",
     "AlignTrainArguments",
     "AlignTrainer",
-    "BLSP_INSTRUCTION",
     "ContinuationArguments",
-    "PromptFormat",
     "evaluate_alignment",
     "generate_continuations",
     "kd_loss",
@@ -29,9 +26,8 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(["main", "parse_command_args"], "command"),
-        **dict.fromkeys(["BLSP_INSTRUCTION", "PromptFormat"], "prompts"),
         **dict.fromkeys(["ContinuationArguments", "generate_continuations"], "continuations"),
-        **dict.fromkeys(["AlignTrainArguments", "AlignTrainer", "AlignCollator", "kd_loss", "train"], "training"),
+        **dict.fromkeys(["AlignTrainArguments", "AlignTrainer", "kd_loss", "train"], "training"),
         **dict.fromkeys(["AlignEvalArguments", "evaluate_alignment"], "evaluate"),
     },
 )

@@ -11,14 +11,18 @@ Every command takes `--config file.yaml` (keys are the option names); options gi
 Run `python -m voxlm.train.align <command> --help` for the options of a command.
 """
 
+import argparse
 import logging as pylogging
 import sys
 
-import yaml
 from transformers import HfArgumentParser
 from transformers.utils import logging
 
+from voxlm.train.core.config import check_keys, load_config
+
 COMMANDS = ("continuations", "train", "evaluate")
+CONFIG_OPTION = argparse.ArgumentParser(add_help=False)  # reads `--config` before the command's own parser
+CONFIG_OPTION.add_argument("--config")
 
 
 def command_dataclasses(command: str) -> tuple:
@@ -38,26 +42,20 @@ def command_dataclasses(command: str) -> tuple:
 def parse_command_args(command: str, argv: list[str]) -> tuple:
     """Parse the options of `command`; a `--config` YAML file supplies defaults that the command line overrides."""
     dataclass_types = command_dataclasses(command)
-    parser = HfArgumentParser(dataclass_types, prog=f"voxlm.train.align {command}")
+    parser = HfArgumentParser(dataclass_types, prog=f"python -m voxlm.train.align {command}")
     parser.add_argument("--config", default=None, help="YAML file of options (keys are option names).")
-    config_path = None
-    if "--config" in argv:
-        position = argv.index("--config")
-        if position + 1 >= len(argv):
-            raise SystemExit("--config needs a YAML file path.")
-        config_path = argv[position + 1]
-        argv = argv[:position] + argv[position + 2 :]
+    config_path = CONFIG_OPTION.parse_known_args(argv)[0].config
     if config_path:
-        with open(config_path) as handle:
-            values = yaml.safe_load(handle) or {}
-        known = {action.dest for action in parser._actions}
-        unknown = sorted(key for key in values if key.replace("-", "_") not in known)
-        if unknown:
-            raise SystemExit(f"{config_path}: unknown option(s) {unknown} for `align {command}`.")
-        values = {key.replace("-", "_"): value for key, value in values.items()}
+        values = {key.replace("-", "_"): value for key, value in load_config(config_path).items()}
+        options = [action.dest for action in parser._actions if action.dest not in ("help", "config")]
+        try:
+            check_keys(config_path, values, options, f"see `python -m voxlm.train.align {command} --help`")
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
         for action in parser._actions:  # options given in the file are no longer required on the command line
             if action.dest in values:
                 action.required = False
+        # argparse converts string defaults with the option's type, so "1e-4" in the YAML becomes a float.
         parser.set_defaults(**values)
     # The last item is a namespace holding `--config`, which no dataclass has.
     return parser.parse_args_into_dataclasses(argv)[: len(dataclass_types)]

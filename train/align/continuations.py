@@ -24,17 +24,17 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 from transformers.utils import logging
 
-from voxlm.train.core.config import use_cpu
+from voxlm.train.core.launch import distributed_state
+from voxlm.train.core.models import load_causal_lm
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, PromptFormat
 
 from .data import (
     absolute_audio_reference,
-    check_columns,
+    check_table_columns,
     data_root,
-    load_causal_lm,
     load_table,
     normalize_transcripts,
 )
-from .prompts import BLSP_INSTRUCTION, PromptFormat
 
 logger = logging.get_logger(__name__)
 
@@ -262,13 +262,11 @@ def build_dataset(args: ContinuationArguments, table, shards_dir: Path, num_shar
 
 def generate_continuations(args: ContinuationArguments) -> Path:
     """Run (or resume) step 1 and return the folder of the finished `datasets` data set."""
-    from accelerate import PartialState
-
     # Processes wait for each other only at the start and the end; the slowest may be a shard behind.
-    state = PartialState(cpu=use_cpu(), timeout=timedelta(hours=12))
+    state = distributed_state(timeout=timedelta(hours=12))
     started = time.perf_counter()
     table = load_table(args.data, args.split, args.limit)
-    check_columns(table, [args.text_column, args.audio_column], args.data)
+    check_table_columns(table, [args.text_column, args.audio_column], args.data)
     transcripts = normalize_transcripts(list(table[args.text_column]), args.normalize)
     output_dir, num_shards = Path(args.output_dir), math.ceil(len(table) / args.shard_size)
     shards_dir = output_dir / "shards"

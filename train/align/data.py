@@ -1,16 +1,19 @@
-"""Data, text-normalisation and model-loading helpers of the alignment recipe, on top of `voxlm.train.core.data`.
+"""Data and text-normalisation helpers of the alignment recipe, on top of `voxlm.train.core.data`.
 
-What the recipe adds: the output folder of `align continuations` loads as a table, relative audio paths of a data
-file are read from the file's folder, and VoxLM models are loaded or assembled from a speech model and an LLM.
+What the recipe adds: the output folder of `align continuations` loads as a table, and relative audio paths of a
+data file are read from the file's folder.
 """
 
-import json
+import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from transformers.utils import logging
 
-from voxlm.train.core.data import DatasetSpec, load_dataset_spec, read_audio
+from voxlm.train.core.audio import audio_seconds, read_audio
+from voxlm.train.core.data import DatasetSpec, check_columns, load_dataset_spec
 
 logger = logging.get_logger(__name__)
 
@@ -33,13 +36,9 @@ def data_root(source: str) -> Path | None:
     return path.parent.resolve() if path.is_file() else path.resolve() if path.is_dir() else None
 
 
-def check_columns(table, columns: list[str | None], source: str) -> None:
-    missing = [column for column in columns if column and column not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"{source} has no column(s) {missing}; its columns are {table.column_names}. "
-            "Name the right ones with the --*_column options."
-        )
+def check_table_columns(table, columns: list[str | None], source: str) -> None:
+    """Raise if the table read from `source` lacks one of `columns` (the recipe's `--*_column` options)."""
+    check_columns(table, columns, source, "Name the right ones with the --*_column options.")
 
 
 # -------------------------------------------------------------------------------------------------- audio
@@ -60,6 +59,41 @@ def read_row_audio(row: dict, column: str, root: Path | None):
     return read_audio(absolute_audio_reference(row[column], root), source_rate=row.get("sampling_rate"))
 
 
+@dataclass
+class ContinuationExamples:
+    """A table of clips, transcripts and continuations read as training examples of `SpeechTaskCollator`.
+
+    `example(row)` is `{"audio", "instruction", "target", "transcript"}`: the row's clip (relative paths read from
+    `audio_root`), the `{transcript}` instruction, the continuation to learn and the transcript a teacher reads.
+    `seconds` and `target_texts()` give budgeted batching its costs (`batching.example_costs`).
+    """
+
+    table: object  # datasets.Dataset
+    instruction: str
+    audio_column: str = "audio"
+    transcript_column: str = "transcript"
+    continuation_column: str = "continuation"
+    audio_root: Path | None = None
+
+    def example(self, row: dict) -> dict:
+        return {
+            "audio": read_row_audio(row, self.audio_column, self.audio_root),
+            "instruction": self.instruction,
+            "target": row[self.continuation_column],
+            "transcript": row.get(self.transcript_column),
+        }
+
+    @functools.cached_property
+    def seconds(self) -> np.ndarray:
+        """Audio seconds of every row (file headers only)."""
+        rates = self.table["sampling_rate"] if "sampling_rate" in self.table.column_names else [None] * len(self.table)
+        cells = [absolute_audio_reference(reference, self.audio_root) for reference in self.table[self.audio_column]]
+        return np.array([audio_seconds(cell, rate) for cell, rate in zip(cells, rates)])
+
+    def target_texts(self) -> list[str]:
+        return list(self.table[self.continuation_column])
+
+
 # --------------------------------------------------------------------------------------------------- text
 def normalize_transcripts(texts: list[str], mode: str) -> list[str]:
     """`none`: strip; `lower`: lower case and single spaces; `whisper`: Whisper's English normaliser."""
@@ -72,46 +106,3 @@ def normalize_transcripts(texts: list[str], mode: str) -> list[str]:
 
         return [normalize_text(text) for text in texts]
     raise ValueError(f"Unknown transcript normalisation {mode!r}; use none, lower or whisper.")
-
-
-# ------------------------------------------------------------------------------------------------- models
-def is_voxlm_folder(path: str) -> bool:
-    config = Path(path) / "config.json"
-    return config.is_file() and json.loads(config.read_text()).get("model_type") == "voxlm"
-
-
-def load_voxlm(path: str, dtype=None):
-    """A saved VoxLM model and its processor."""
-    from voxlm.modeling import VoxLMForConditionalGeneration
-    from voxlm.processing import VoxLMProcessor
-
-    model = VoxLMForConditionalGeneration.from_pretrained(path, dtype=dtype)
-    processor = VoxLMProcessor.from_pretrained(path)
-    return model, processor
-
-
-def assemble_voxlm(audio_model: str, text_model: str, adapter="blsp", audio_layer=-1, dtype=None):
-    """A VoxLM model (fresh adapter) and processor from a speech model and a language model (Hub ids or folders)."""
-    from voxlm.modeling import VoxLMForConditionalGeneration
-    from voxlm.processing import VoxLMProcessor
-
-    model = VoxLMForConditionalGeneration.from_parts(
-        audio_model, text_model, adapter=adapter, audio_layer=audio_layer, dtype=dtype
-    )
-    processor = VoxLMProcessor.from_parts(audio_model, text_model, model.config)
-    return model, processor
-
-
-def load_causal_lm(path: str, gguf_file: str | None = None, dtype=None):
-    """A language model and its tokenizer: the `language_model` of a VoxLM folder, or any causal LM."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if is_voxlm_folder(path):
-        model, processor = load_voxlm(path, dtype=dtype)
-        return model.language_model, processor.tokenizer
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer

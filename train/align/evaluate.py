@@ -18,13 +18,16 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from voxlm.train.core.data import SAMPLING_RATE
-from voxlm.train.core.metrics import compute_metric
-from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, word_error_rate
+from voxlm.train.core.audio import SAMPLING_RATE
+from voxlm.train.core.metrics import compute_metric, word_error_rate
+from voxlm.train.core.models import load_voxlm
+from voxlm.train.core.prompts import PromptFormat
+from voxlm.train.core.tables import render_table
+from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
 from .continuations import generate_batch, greedy_config
-from .data import check_columns, data_root, load_table, load_voxlm, read_row_audio
-from .prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS, PromptFormat
+from .data import check_table_columns, data_root, load_table, read_row_audio
+from .prompts import ANSWER_TASKS, EVAL_INSTRUCTIONS, TRANSCRIPT_TASKS
 
 logger = logging.get_logger(__name__)
 
@@ -161,7 +164,7 @@ def evaluate_alignment(args: AlignEvalArguments) -> dict:
     if unknown:
         raise ValueError(f"Unknown task(s) {unknown}; choose among {', '.join(EVAL_INSTRUCTIONS)}.")
     table = load_table(args.data, args.split, args.limit)
-    check_columns(table, [args.audio_column, args.transcript_column], args.data)
+    check_table_columns(table, [args.audio_column, args.transcript_column], args.data)
     transcripts = list(table[args.transcript_column])
     answers = spoken_questions_of(table, args)
     model, processor = load_voxlm(args.model)
@@ -225,19 +228,19 @@ def evaluate_task(
 
 
 def print_results(results: dict) -> None:
+    """The scores as a table (one row per instruction and system), then the kept example responses."""
     lines = [f"behaviour alignment of {results['model']} on {results['rows']} clips (reference: LLM given transcript)"]
     if "cascade_asr_wer" in results:
         lines.append(f"cascade ASR WER: {results['cascade_asr_wer']:.3f}")
-    lines.append(f"{'task':<10} {'system':<8} {'BLEU':>6} {'chrF':>6} {'cosine':>7} {'WER':>6} {'acc':>6}")
+    formats = {"bleu": ".1f", "chrf": ".1f", "cosine": ".3f", "wer": ".3f", "accuracy": ".3f"}
+    rows = [
+        [task, name, *[format(score[key], spec) if key in score else None for key, spec in formats.items()]]
+        for task, result in results["tasks"].items()
+        for name, score in result["scores"].items()
+    ]
+    lines.append(render_table(["task", "system", "BLEU", "chrF", "cosine", "WER", "acc"], rows))
     for task, result in results["tasks"].items():
-        for name, score in result["scores"].items():
-            cells = [f"{score[key]:>6.1f}" if key in score else f"{'':>6}" for key in ("bleu", "chrf")]
-            cells.append(f"{score['cosine']:>7.3f}" if "cosine" in score else f"{'':>7}")
-            cells += [f"{score[key]:>6.3f}" if key in score else f"{'':>6}" for key in ("wer", "accuracy")]
-            lines.append(f"{task:<10} {name:<8} " + " ".join(cells))
         for example in result["examples"]:
-            lines.append(f"  transcript: {example['transcript']!r}")
-            for name in ("text", "speech", "cascade"):
-                if name in example:
-                    lines.append(f"    {name:>7}: {example[name]!r}")
+            lines.append(f"{task}: transcript {example['transcript']!r}")
+            lines += [f"    {name:>7}: {example[name]!r}" for name in ("text", "speech", "cascade") if name in example]
     print("\n".join(lines))

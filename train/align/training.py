@@ -18,27 +18,21 @@ from typing import Literal
 
 import torch
 from torch.nn import functional as F
-from transformers import Trainer, TrainingArguments
+from transformers import TrainingArguments
 from transformers.utils import logging
 
-from voxlm.train.core.config import use_cpu
-from voxlm.train.core.data import SAMPLING_RATE
+from voxlm.train.core.batching import BatchingSpec, BudgetBatchSampler, example_costs
+from voxlm.train.core.data import TEACHER_PREFIX, SpeechTaskCollator
+from voxlm.train.core.launch import use_cpu
+from voxlm.train.core.models import ModelSpec, assemble_voxlm, is_voxlm_folder, load_voxlm
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from voxlm.train.core.trainer import VoxLMTrainer
 
 from .continuations import SETTINGS_FILE
-from .data import (
-    assemble_voxlm,
-    check_columns,
-    data_root,
-    is_voxlm_folder,
-    load_table,
-    load_voxlm,
-    read_row_audio,
-)
-from .prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
+from .data import ContinuationExamples, check_table_columns, data_root, load_table
 
 logger = logging.get_logger(__name__)
 OBJECTIVES = ("blsp", "kd")
-TEACHER_PREFIX = "teacher_"
 
 
 @dataclass
@@ -67,6 +61,19 @@ class AlignTrainArguments:
     transcript_column: str = field(default="transcript", metadata={"help": "Column of transcripts."})
     continuation_column: str = field(default="continuation", metadata={"help": "Column of continuations."})
     limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+    max_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Budgeted length-grouped batches (as the curriculum's `batching:`): padded audio seconds per "
+            "batch, batch size x longest clip. With this or --max_tokens, batches replace "
+            "--per_device_train_batch_size."
+        },
+    )
+    max_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Budgeted batches: padded LLM positions per batch (audio + prompt + continuation)."},
+    )
+    max_batch_size: int = field(default=64, metadata={"help": "Budgeted batches: at most this many clips."})
 
 
 @dataclass
@@ -106,35 +113,6 @@ def prompt_format_for(args: AlignTrainArguments) -> PromptFormat:
     )
 
 
-@dataclass
-class AlignCollator:
-    """Rows (audio, transcript, continuation) -> speech-prompt inputs with labels on the continuation + EOS, and,
-    for distillation, the transcript-prompt inputs of the teacher under `teacher_*` keys."""
-
-    processor: object
-    prompt_format: PromptFormat
-    with_teacher: bool = False
-    audio_column: str = "audio"
-    transcript_column: str = "transcript"
-    continuation_column: str = "continuation"
-    audio_root: Path | None = None  # relative audio paths are read from here
-
-    def __call__(self, rows: list[dict]) -> dict:
-        tokenizer = self.processor.tokenizer
-        clips = [read_row_audio(row, self.audio_column, self.audio_root) for row in rows]
-        responses = [row[self.continuation_column] for row in rows]
-        speech_prompt = self.prompt_format.speech_prompt(tokenizer, self.processor.audio_token)
-        batch = self.processor.prepare_for_training(
-            [speech_prompt] * len(rows), responses, audio=clips, sampling_rate=SAMPLING_RATE
-        )
-        batch = dict(batch)
-        if self.with_teacher:
-            text_prompts = [self.prompt_format.text_prompt(tokenizer, row[self.transcript_column]) for row in rows]
-            teacher = self.processor.prepare_for_training(text_prompts, responses)
-            batch.update({TEACHER_PREFIX + key: teacher[key] for key in ("input_ids", "attention_mask", "labels")})
-        return batch
-
-
 # -------------------------------------------------------------------------------------------------- loss
 def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, L) labels -> the positions (K,) that predict a label in some row, and (B, K) the label each predicts
@@ -172,13 +150,13 @@ def distillation_loss(
 
 
 def kd_loss(model, inputs: dict, temperature: float, ce_weight: float = 0.0, num_items_in_batch=None):
-    """BLSP-KD loss of a batch from `AlignCollator(with_teacher=True)`; returns (loss, student outputs).
+    """BLSP-KD loss of a batch from `SpeechTaskCollator(with_teacher=True)`; returns (loss, student outputs).
 
     Both forward passes compute the LM head only at the positions that predict a response token."""
     inputs = dict(inputs)
     teacher = {key[len(TEACHER_PREFIX) :]: inputs.pop(key) for key in list(inputs) if key.startswith(TEACHER_PREFIX)}
     if not teacher:
-        raise ValueError("The KD loss needs teacher inputs; build batches with AlignCollator(with_teacher=True).")
+        raise ValueError("The KD loss needs teacher inputs; build batches with SpeechTaskCollator(with_teacher=True).")
     teacher_positions, teacher_targets = label_positions(teacher["labels"])
     with torch.no_grad():
         teacher_logits = model(
@@ -195,8 +173,9 @@ def kd_loss(model, inputs: dict, temperature: float, ce_weight: float = 0.0, num
     return loss, outputs
 
 
-class AlignTrainer(Trainer):
-    """`Trainer` with the BLSP-KD loss when `objective="kd"` (the BLSP objective is the model's own loss)."""
+class AlignTrainer(VoxLMTrainer):
+    """`VoxLMTrainer` (budgeted length-grouped batches when given a `train_batch_sampler`) with the BLSP-KD loss when
+    `objective="kd"` (the BLSP objective is the model's own loss)."""
 
     def __init__(self, *args, objective: str = "blsp", kd_temperature: float = 1.0, kd_ce_weight: float = 0.0, **kw):
         super().__init__(*args, **kw)
@@ -212,8 +191,9 @@ class AlignTrainer(Trainer):
 
 
 # ------------------------------------------------------------------------------------------------- model
-def build_model(args: AlignTrainArguments):
-    """A VoxLM checkpoint (`--model`) or a fresh assembly (`--audio_model` + `--text_model`), adapter-only trainable."""
+def build_model(args: AlignTrainArguments, seed: int = 0):
+    """A VoxLM checkpoint (`--model`) or a fresh assembly (`--audio_model` + `--text_model`, its adapter initialised
+    from `seed`), adapter-only trainable."""
     if args.model:
         if not is_voxlm_folder(args.model):
             raise ValueError(
@@ -223,49 +203,73 @@ def build_model(args: AlignTrainArguments):
     elif args.audio_model and args.text_model:
         adapter = json.loads(args.adapter) if args.adapter.lstrip().startswith("{") else args.adapter
         audio_layer = args.audio_layer if args.audio_layer == "mix" else int(args.audio_layer)
-        model, processor = assemble_voxlm(args.audio_model, args.text_model, adapter, audio_layer)
+        spec = ModelSpec(
+            audio_model=args.audio_model,
+            text_model=args.text_model,
+            adapter=adapter,
+            audio_layer=audio_layer,
+            dtype=None,
+        )
+        model, processor = assemble_voxlm(spec, seed)
     else:
         raise ValueError("Pass --model (a VoxLM folder) or both --audio_model and --text_model.")
     model.train_adapter_only()
     return model, processor
 
 
-def load_training_rows(args: AlignTrainArguments):
+def training_examples(args: AlignTrainArguments, prompt_format: PromptFormat) -> ContinuationExamples:
     table = load_table(args.data, args.split, args.limit)
     columns = [args.audio_column, args.continuation_column]
     if args.objective == "kd":
         columns.append(args.transcript_column)
-    check_columns(table, columns, args.data)
+    check_table_columns(table, columns, args.data)
     if "length" not in table.column_names and args.transcript_column in table.column_names:
         # For `--train_sampling_strategy group_by_length`: characters stand in for audio + response length.
         lengths = [len(t) + len(c) for t, c in zip(table[args.transcript_column], table[args.continuation_column])]
         table = table.add_column("length", lengths)
-    return table
+    return ContinuationExamples(
+        table,
+        prompt_format.instruction,
+        args.audio_column,
+        args.transcript_column,
+        args.continuation_column,
+        audio_root=data_root(args.data),
+    )
+
+
+def batch_sampler(args: AlignTrainArguments, examples: ContinuationExamples, processor, model, seed: int):
+    """Budgeted length-grouped batches when `--max_seconds` or `--max_tokens` asks for them, else None (the
+    trainer's fixed-size batches)."""
+    if args.max_seconds is None and args.max_tokens is None:
+        return None
+    spec = BatchingSpec(args.max_seconds, args.max_tokens, args.max_batch_size)
+    costs, _ = example_costs(examples, spec, processor, model.config.audio_positions_per_second)
+    return BudgetBatchSampler.from_spec(spec, costs, seed)
 
 
 def train(args: AlignTrainArguments, training_args: AlignTrainingArguments):
     """Run step 2 and save the model and processor to `training_args.output_dir`; returns the trainer."""
     if args.objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective {args.objective!r}; use one of {', '.join(OBJECTIVES)}.")
-    model, processor = build_model(args)
+    model, processor = build_model(args, training_args.seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info(f"Training {trainable:,} of {total:,} parameters (adapter only), objective {args.objective}.")
-    collator = AlignCollator(
+    prompt_format = prompt_format_for(args)
+    examples = training_examples(args, prompt_format)
+    collator = SpeechTaskCollator(
         processor,
-        prompt_format_for(args),
+        prompt_format=prompt_format.template,
         with_teacher=args.objective == "kd",
-        audio_column=args.audio_column,
-        transcript_column=args.transcript_column,
-        continuation_column=args.continuation_column,
-        audio_root=data_root(args.data),
+        to_example=examples.example,
     )
     trainer = AlignTrainer(
         model=model,
         args=training_args,
-        train_dataset=load_training_rows(args),
+        train_dataset=examples.table,
         data_collator=collator,
         processing_class=processor,
+        train_batch_sampler=batch_sampler(args, examples, processor, model, training_args.seed),
         objective=args.objective,
         kd_temperature=args.kd_temperature,
         kd_ce_weight=args.kd_ce_weight,
@@ -274,9 +278,9 @@ def train(args: AlignTrainArguments, training_args: AlignTrainingArguments):
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
-        settings = {"prompt_format": collator.prompt_format.to_dict(), "objective": args.objective}
+        settings = {"prompt_format": prompt_format.to_dict(), "objective": args.objective}
         (Path(training_args.output_dir) / "align_settings.json").write_text(json.dumps(settings, indent=2))
-        run_info(args, training_args, trainer, collator.prompt_format, time.perf_counter() - started).save(
+        run_info(args, training_args, trainer, prompt_format, time.perf_counter() - started).save(
             training_args.output_dir
         )
         logger.info(f"Saved the model, processor and run_info.json to {training_args.output_dir}.")

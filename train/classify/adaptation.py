@@ -1,6 +1,6 @@
 """Adapt the embeddings of newly added tokens only: every other weight of the LM stays bit-identical.
 
-New rows (the audio tokens and markers a `SpeechTokProcessor` adds) are learned with the LM's own self-supervised
+New rows (the audio tokens and markers a `SpeechTokenProcessor` adds) are learned with the LM's own self-supervised
 objective on unlabelled multimodal sequences: causal LM loss for decoder LMs, masked LM loss for encoder LMs.
 peft's `TrainableTokens` holds the new rows as a separate delta (tied output embeddings follow the input rows), so
 old rows and all other weights cannot move; `merge_and_unload` writes the learned rows back.

@@ -13,7 +13,7 @@ DESCRIPTION = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("classify", help="speech-token classification study", description=DESCRIPTION)
-    parser.add_argument("--config", required=True, help="YAML file (see train/configs/speechtok_classify.yaml).")
+    parser.add_argument("--config", required=True, help="YAML file (see train/configs/classify_offline.yaml).")
     parser.add_argument("--output_dir", help="Override `output_dir`.")
     parser.add_argument("--conditions", nargs="+", choices=("text", "selected", "random", "all"))
     parser.add_argument("--seeds", nargs="+", type=int, help="Override `seeds`.")

@@ -1,6 +1,6 @@
 """Speech tokens for classification: select audio tokens, adapt their embeddings, fine-tune with LoRA.
 
-    accelerate launch -m voxlm.train.classify --config train/configs/speechtok_classify.yaml
+    accelerate launch -m voxlm.train.classify --config train/configs/classify_offline.yaml
 
 For every seed and condition (the ablation in one command):
 
@@ -29,11 +29,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
-from voxlm.processing import SpeechTokenSelector, SpeechTokProcessor, SpeechUnitTokenizer
+from voxlm.processing import SpeechTokenProcessor, SpeechTokenSelector, SpeechUnitTokenizer
+from voxlm.train.core.config import from_dict, load_config
+from voxlm.train.core.tables import render_table
 
 from .adaptation import adapt_new_embeddings, lm_objective, load_language_model
 from .classification import add_lora, finetune_and_evaluate, load_classifier
@@ -100,7 +101,7 @@ class FinetuneConfig:
 class ClassifyConfig:
     model: str
     data: DataConfig
-    output_dir: str = "runs/speechtok"
+    output_dir: str = "runs/classify"
     units: str | None = None
     conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -112,7 +113,8 @@ class ClassifyConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "ClassifyConfig":
-        return _build(cls, raw, "config")
+        """The study from its YAML mapping, every key checked (see `voxlm.train.core.config.from_dict`)."""
+        return from_dict(cls, "config", raw)
 
     def __post_init__(self):
         self.model = os.path.expanduser(self.model)
@@ -124,21 +126,6 @@ class ClassifyConfig:
             raise ValueError(f"Unknown conditions {unknown}; choose among {list(CONDITIONS)}.")
         if "random" in self.conditions and "selected" not in self.conditions:
             logger.info("The `random` condition draws as many tokens as the Lasso selection keeps.")
-
-
-def _build(cls, raw, where: str):
-    """Nested dataclass from a dict, with an error naming unknown keys."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"`{where}` must be a mapping, got {type(raw).__name__}.")
-    fields = {item.name: item for item in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ValueError(f"Unknown keys {unknown} in `{where}`; expected some of {sorted(fields)}.")
-    values = {}
-    for name, value in raw.items():
-        kind = fields[name].type
-        values[name] = _build(kind, value, f"{where}.{name}") if dataclasses.is_dataclass(kind) else value
-    return cls(**values)
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -215,7 +202,7 @@ def select_tokens(condition: str, splits, vocabulary, config: ClassifyConfig, se
     return selector.fit(train.audio_tokens, train.labels, texts=train.texts)
 
 
-def encode_split(processor: SpeechTokProcessor, split: Split, with_audio: bool, special_mask: bool) -> list[dict]:
+def encode_split(processor: SpeechTokenProcessor, split: Split, with_audio: bool, special_mask: bool) -> list[dict]:
     batch = processor(
         text=split.texts,
         audio_tokens=split.audio_tokens if with_audio else None,
@@ -236,7 +223,7 @@ def run_one(config: ClassifyConfig, splits, names, vocabulary, condition: str, s
     run_dir = os.path.join(config.output_dir, condition, f"seed{seed}")
     selector = select_tokens(condition, splits, vocabulary, config, seed, lasso_count)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    processor = SpeechTokProcessor.from_parts(tokenizer, selector.kept_tokens, max_length=config.max_length)
+    processor = SpeechTokenProcessor.from_parts(tokenizer, selector.kept_tokens, max_length=config.max_length)
     objective = lm_objective(config.model, config.adaptation.objective)
     with_audio = condition != "text"
     train_split, test_split = splits[config.data.train_split], splits[config.data.test_split]
@@ -378,15 +365,14 @@ def summarize(results: list[dict], conditions: list[str]) -> list[dict]:
 def summary_table(rows: list[dict]) -> str:
     """A markdown table of `summarize` rows."""
     binary = any("positive_f1" in row for row in rows)
-    header = "| condition | seeds | macro-F1 | " + ("positive F1 | " if binary else "") + "audio tokens | length |"
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    header = ["condition", "seeds", "macro-F1", *(["positive F1"] if binary else []), "audio tokens", "length"]
+    body = []
     for row in rows:
-        cells = [row["condition"], str(row["seeds"]), f"{row['macro_f1']:.3f} ± {row['macro_f1_std']:.3f}"]
+        cells = [row["condition"], row["seeds"], f"{row['macro_f1']:.3f} ± {row['macro_f1_std']:.3f}"]
         if binary:
             cells.append(f"{row['positive_f1']:.3f} ± {row['positive_f1_std']:.3f}")
-        cells += [f"{row['num_audio_tokens']:.0f}", f"{row['mean_length']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append([*cells, f"{row['num_audio_tokens']:.0f}", f"{row['mean_length']:.1f}"])
+    return render_table(header, body, markdown=True)
 
 
 def run_study(config: ClassifyConfig) -> list[dict]:
@@ -428,12 +414,9 @@ def _is_main_process() -> bool:
 
 
 def run_from_args(args: argparse.Namespace) -> list[dict]:
-    with open(args.config, encoding="utf-8") as file:
-        raw = yaml.safe_load(file)
-    for key in ("output_dir", "conditions", "seeds"):
-        if getattr(args, key) is not None:
-            raw[key] = getattr(args, key)
-    rows = run_study(ClassifyConfig.from_dict(raw))
+    """The study of `--config`, with `--output_dir`, `--conditions` and `--seeds` over the file's values."""
+    overrides = {key: getattr(args, key) for key in ("output_dir", "conditions", "seeds")}
+    rows = run_study(ClassifyConfig.from_dict(load_config(args.config, overrides)))
     print(summary_table(rows))
     return rows
 

@@ -9,18 +9,103 @@ are then shuffled. Everything is seeded by `(seed, epoch)`, so a resumed run see
   DDP: every process gets its own batches and all processes get the same number of them.
 - [`budget_batches`] / [`BudgetBatchedStream`]: the same grouping for an endless stream of examples, with a
   buffer of `buffer_size` examples.
+- [`BatchingSpec`] (the budgets as a recipe writes them) and [`example_costs`] / [`ExampleCost`]: what each example
+  costs, in audio seconds and/or estimated language-model positions.
 
 transformers' `LengthGroupedSampler` and `BatchRebalanceSampler` group by length at a fixed number of examples per
 batch; a budget in seconds or tokens is what keeps memory flat when clip lengths vary 10x, hence this module.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from transformers.utils import logging
 
+from .audio import SAMPLING_RATE
+
 logger = logging.get_logger(__name__)
+
+
+# ------------------------------------------------------------------------------------------ budgets and costs
+@dataclass
+class BatchingSpec:
+    """Budgeted length-grouped batches (see [`BudgetBatchSampler`]).
+
+    `max_seconds`: padded audio seconds per batch (batch size x longest clip); `max_tokens`: padded language-model
+    positions per batch (audio positions + prompt + target, estimated); either or both. `max_batch_size` caps the
+    number of examples; `sort_window` is how many shuffled examples are sorted together.
+    """
+
+    max_seconds: float | None = 120.0
+    max_tokens: int | None = None
+    max_batch_size: int | None = 64
+    sort_window: int | None = 1000
+    drop_last: bool = False
+
+    def __post_init__(self):
+        if self.max_seconds is None and self.max_tokens is None:
+            raise ValueError("batching: set `max_seconds` and/or `max_tokens` (the padded budget of one batch).")
+
+    @property
+    def budget(self) -> np.ndarray:
+        """The budget of each cost column: seconds, then tokens (those that are set)."""
+        return np.array([b for b in (self.max_seconds, self.max_tokens) if b is not None], dtype=np.float64)
+
+
+def estimated_tokens(seconds, target_tokens, positions_per_second: float, prompt_tokens: int = 32):
+    """Language-model positions of an example: its audio positions, the prompt and the target (+ EOS)."""
+    return seconds * positions_per_second + prompt_tokens + target_tokens + 1
+
+
+def _check_token_inputs(spec: BatchingSpec, processor, positions_per_second) -> None:
+    if spec.max_tokens is not None and (processor is None or positions_per_second is None):
+        raise ValueError("A `max_tokens` budget needs the processor and the model's audio positions per second.")
+
+
+def example_costs(
+    examples, spec: BatchingSpec, processor=None, positions_per_second: float | None = None, prompt_tokens: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example costs `(n, k)` and budgets `(k,)` under `spec` (seconds, then tokens) of a map-style data set
+    that knows its examples' `seconds` (an array) and `target_texts()` (e.g. `data.TaskMixture`)."""
+    _check_token_inputs(spec, processor, positions_per_second)
+    columns = []
+    if spec.max_seconds is not None:
+        columns.append(examples.seconds)
+    if spec.max_tokens is not None:
+        encoded = processor.tokenizer(examples.target_texts(), add_special_tokens=False)["input_ids"]
+        target_tokens = np.array([len(ids) for ids in encoded])
+        columns.append(estimated_tokens(examples.seconds, target_tokens, positions_per_second, prompt_tokens))
+    return np.stack(columns, axis=1), spec.budget
+
+
+class ExampleCost:
+    """The cost of one example dict from a stream, as `example_costs` computes it for map-style data."""
+
+    def __init__(
+        self,
+        spec: BatchingSpec,
+        processor=None,
+        positions_per_second=None,
+        prompt_tokens: int = 32,
+        sampling_rate: int = SAMPLING_RATE,
+    ):
+        _check_token_inputs(spec, processor, positions_per_second)
+        self.spec, self.processor, self.positions_per_second = spec, processor, positions_per_second
+        self.prompt_tokens, self.sampling_rate = prompt_tokens, sampling_rate
+        self.budget = spec.budget
+
+    def __call__(self, example: dict) -> list[float]:
+        seconds = len(example["audio"]) / self.sampling_rate
+        costs = [seconds] if self.spec.max_seconds is not None else []
+        if self.spec.max_tokens is not None:
+            target = len(self.processor.tokenizer(example["target"], add_special_tokens=False)["input_ids"])
+            costs.append(estimated_tokens(seconds, target, self.positions_per_second, self.prompt_tokens))
+        return costs
+
+
+# ------------------------------------------------------------------------------------------------ packing
 
 
 def pack_sorted(costs: np.ndarray, budget: np.ndarray, max_batch_size: int | None = None) -> list[slice]:
@@ -123,6 +208,21 @@ class BudgetBatchSampler(torch.utils.data.Sampler):
                 f"{over} example(s) exceed the batch budget {self.budget.tolist()} alone; each gets a batch."
             )
 
+    @classmethod
+    def from_spec(
+        cls, spec: BatchingSpec, costs, seed: int = 0, indices_for_epoch: Callable[[int], np.ndarray] | None = None
+    ) -> "BudgetBatchSampler":
+        """The sampler a recipe's `BatchingSpec` asks for, over examples of `costs` (from `example_costs`)."""
+        return cls(
+            costs,
+            spec.budget,
+            max_batch_size=spec.max_batch_size,
+            indices_for_epoch=indices_for_epoch,
+            seed=seed,
+            sort_window=spec.sort_window,
+            drop_last=spec.drop_last,
+        )
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
@@ -215,4 +315,14 @@ class BudgetBatchedStream(torch.utils.data.IterableDataset):
         return budget_batches(self.examples, self.cost, self.budget, self.max_batch_size, self.buffer_size, self.seed)
 
 
-__all__ = ["BudgetBatchSampler", "BudgetBatchedStream", "budget_batches", "group_by_budget", "pack_sorted"]
+__all__ = [
+    "BatchingSpec",
+    "BudgetBatchSampler",
+    "BudgetBatchedStream",
+    "ExampleCost",
+    "budget_batches",
+    "estimated_tokens",
+    "example_costs",
+    "group_by_budget",
+    "pack_sorted",
+]

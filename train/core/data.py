@@ -1,11 +1,7 @@
-"""Spoken data sets for VoxLM training: loading from YAML specs, audio I/O, task mixtures and collation.
+"""Spoken data sets for VoxLM training: loading from YAML specs, task mixtures and collation.
 
 The pieces, each usable on its own:
 
-- [`read_audio`] / [`audio_seconds`]: one clip from whatever a data set row holds (a float array, a
-  `{"array", "sampling_rate"}` dict, an undecoded `datasets.Audio(decode=False)` dict of `path`/`bytes`, or a
-  file path), read with soundfile and resampled with scipy. `datasets.Audio()` decoding is never used: it needs
-  torchcodec, which does not install beside a CPU build of torch.
 - [`DatasetSpec`] / [`load_dataset_spec`]: a data set described in YAML (a Hub name, a `save_to_disk` folder or
   local data files; split; column mapping; constant fields; streaming) loaded with `datasets`, its columns renamed
   to the names the task expects.
@@ -13,100 +9,26 @@ The pieces, each usable on its own:
   `{"audio", "instruction", "target", "task"}`; per-epoch index lists realise per-task weights
   ([`TaskMixture.epoch_indices`], used by `batching.BudgetBatchSampler`). [`StreamingTaskMixture`] does the same
   for streamed corpora.
-- [`SpeechTaskCollator`]: examples -> model inputs with `VoxLMProcessor`; loss on the target (+ EOS) only. For
-  encoder-decoder language models (T5) the prompt with its audio goes to the encoder and the target is `labels`.
+- [`SpeechTaskCollator`]: examples -> model inputs with `VoxLMProcessor`; loss on the target (+ EOS) only, and,
+  for distillation, a teacher's inputs with the transcript in place of the audio. For encoder-decoder language
+  models (T5) the prompt with its audio goes to the encoder and the target is `labels`.
 """
 
-import io
-import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 from transformers.utils import logging
 
+from .audio import SAMPLING_RATE, audio_seconds, read_audio
+from .prompts import build_prompt, build_text_prompt
+
 logger = logging.get_logger(__name__)
 
-SAMPLING_RATE = 16000
 AUDIO = "audio"
 DURATION = "duration"
-
-
-# ------------------------------------------------------------------------------------------------- audio I/O
-def resample(clip: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy); a no-op when the rates agree."""
-    if int(source_rate) == int(target_rate):
-        return clip.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
-
-    divisor = math.gcd(int(source_rate), int(target_rate))
-    return resample_poly(clip, int(target_rate) // divisor, int(source_rate) // divisor).astype(np.float32)
-
-
-def _as_mono(data: np.ndarray) -> np.ndarray:
-    """(T,) or (T, C) / (C, T) -> (T,): channels are averaged (soundfile gives (T, C))."""
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim == 2:
-        data = data.mean(axis=int(np.argmin(data.shape)))
-    return data.reshape(-1)
-
-
-def _read_file(source, start: float = 0.0, stop: float | None = None) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    with soundfile.SoundFile(source) as audio_file:
-        rate = audio_file.samplerate
-        first = int(start * rate)
-        frames = -1 if stop is None else max(0, int(stop * rate) - first)
-        audio_file.seek(first)
-        data = audio_file.read(frames, dtype="float32", always_2d=False)
-    return data, rate
-
-
-def read_audio(value, sampling_rate: int = SAMPLING_RATE, source_rate: int | None = None) -> np.ndarray:
-    """One mono float32 clip at `sampling_rate` from a data set cell.
-
-    `value` may be a float array or list (sampled at `source_rate`, default `sampling_rate`), a dict with
-    `array` (+ `sampling_rate`), a dict with `bytes` and/or `path` (what `datasets.Audio(decode=False)` stores),
-    or a file path. Files are read with soundfile.
-    """
-    if isinstance(value, dict):
-        if value.get("array") is not None:
-            rate = value.get("sampling_rate")
-            rate = int(rate) if rate is not None else (source_rate or sampling_rate)
-            return resample(_as_mono(value["array"]), rate, sampling_rate)
-        if value.get("bytes"):
-            data, rate = _read_file(io.BytesIO(value["bytes"]))
-            return resample(_as_mono(data), rate, sampling_rate)
-        if value.get("path"):
-            value = value["path"]
-        else:
-            raise ValueError(f"An audio cell has neither `array`, `bytes` nor `path`: keys {sorted(value)}.")
-    if isinstance(value, (str, os.PathLike)):
-        if not os.path.exists(value):
-            raise FileNotFoundError(f"Audio file {value!r} does not exist; check the data set's audio paths.")
-        data, rate = _read_file(value)
-        return resample(_as_mono(data), rate, sampling_rate)
-    return resample(_as_mono(value), source_rate or sampling_rate, sampling_rate)
-
-
-def audio_seconds(value, source_rate: int | None = None) -> float:
-    """Duration of an audio cell (see `read_audio`) without decoding files: soundfile reads only the header."""
-    if isinstance(value, dict):
-        if value.get("array") is not None:
-            rate = value.get("sampling_rate")
-            return len(value["array"]) / int(rate if rate is not None else source_rate or SAMPLING_RATE)
-        source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
-    elif isinstance(value, (str, os.PathLike)):
-        source = value
-    else:
-        return len(value) / (source_rate or SAMPLING_RATE)
-    import soundfile
-
-    info = soundfile.info(source)
-    return info.frames / info.samplerate
 
 
 # ------------------------------------------------------------------------------------------- data set specs
@@ -154,6 +76,14 @@ class DatasetSpec:
         if spec.weight <= 0:
             raise ValueError(f"Data set {name!r}: `weight` must be > 0, got {spec.weight}.")
         return spec
+
+    def require_columns(self, dataset, required: Sequence[str]) -> None:
+        """Raise if `dataset` (renamed by `load_dataset_spec`) lacks a column its task needs, naming the YAML fix."""
+        fix = (
+            "Map them in the YAML, e.g. `columns: {{{column}: <column of the data set>}}`, or give a constant with "
+            "`fields: {{{column}: <value>}}`."
+        )
+        check_columns(dataset, required, f"Data set {self.name!r} ({self.path}, task {self.task!r})", fix, self.fields)
 
 
 def _is_saved_dataset(path: str) -> bool:
@@ -270,17 +200,19 @@ def _replace_feature(features, column: str):
     return new
 
 
-def check_columns(dataset, spec: DatasetSpec, required: Sequence[str]) -> None:
-    """Raise if `dataset` (already renamed by `load_dataset_spec`) lacks a column its task needs."""
-    available = set(dataset.column_names or []) | set(spec.fields)
+def check_columns(dataset, required: Sequence[str | None], where: str, fix: str, constants=()) -> None:
+    """Raise if `dataset` lacks a `required` column (empty names are skipped; `constants` count as columns).
+
+    The message names `where` the data comes from, the missing columns, those there are, and `fix`, in which
+    `{column}` stands for the first missing column.
+    """
+    available = set(dataset.column_names or []) | set(constants)
     if not dataset.column_names:  # streamed data without known features: look at one row
         available |= set(next(iter(dataset)))
-    missing = [column for column in required if column not in available]
+    missing = [column for column in required if column and column not in available]
     if missing:
         raise ValueError(
-            f"Data set {spec.name!r} ({spec.path}, task {spec.task!r}) lacks column(s) {missing}; it has "
-            f"{sorted(available)}. Map them in the YAML, e.g. `columns: {{{missing[0]}: <column of the data set>}}`, "
-            f"or give a constant with `fields: {{{missing[0]}: <value>}}`."
+            f"{where} lacks column(s) {missing}; it has {sorted(available)}. {fix.format(column=missing[0])}"
         )
 
 
@@ -505,36 +437,24 @@ class StreamingTaskMixture(torch.utils.data.IterableDataset):
             yield _example(self.sources[number], row, example_rng, self.sampling_rate)
 
 
-# ----------------------------------------------------------------------------------------------- prompts
-def build_prompt(processor, instruction: str, prompt_format: str = "chat", system_prompt: str | None = None) -> str:
-    """The prompt text for one example: the audio placeholder first, then the instruction (as in SpeechVerse).
-
-    `prompt_format="chat"` renders a user turn with the tokenizer's chat template and opens the assistant turn;
-    `"plain"` gives `"<|audio|>\\n{instruction}\\n"` (base LMs, encoder-decoder LMs such as T5).
-    """
-    content = f"{processor.audio_token}\n{instruction}"
-    if prompt_format == "plain":
-        return content + "\n"
-    if prompt_format != "chat":
-        raise ValueError(f"`prompt_format` must be 'chat' or 'plain', got {prompt_format!r}.")
-    if not processor.tokenizer.chat_template and not processor.chat_template:
-        raise ValueError("The tokenizer has no chat template; set `prompt_format: plain` for a base language model.")
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-        {"role": "user", "content": content}
-    ]
-    return processor.tokenizer.apply_chat_template(
-        messages, chat_template=processor.chat_template, add_generation_prompt=True, tokenize=False
-    )
-
-
 # ---------------------------------------------------------------------------------------------- collation
+TEACHER_PREFIX = "teacher_"  # the keys of a teacher's inputs in a batch (`SpeechTaskCollator(with_teacher=True)`)
+
+
 @dataclass
 class SpeechTaskCollator:
     """Examples `{"audio", "instruction", "target"}` -> VoxLM training inputs, loss on the target (+ EOS) only.
 
-    Decoder-only language models get `processor.prepare_for_training` (right padding, prompt positions -100).
-    Encoder-decoder language models (`model.config.is_encoder_decoder`) get the prompt with its audio as encoder
-    input (`input_ids`, `attention_mask`, audio features) and the tokenized target as `labels` (padding -100).
+    Each prompt is `prompts.build_prompt` of the example's instruction: the audio in its `{transcript}` slot, or
+    before it. Decoder-only language models get `processor.prepare_for_training` (right padding, prompt positions
+    -100). Encoder-decoder language models (`model.config.is_encoder_decoder`) get the prompt with its audio as
+    encoder input (`input_ids`, `attention_mask`, audio features) and the tokenized target as `labels` (padding -100).
+
+    Args:
+        with_teacher: also give a teacher's inputs (BLSP-KD), under `teacher_*` keys: the text prompt with the
+            example's `transcript` in place of the audio, no audio, the same target.
+        to_example: turns each item the data loader yields into an example first (e.g. a table row whose clip it
+            reads, `voxlm.train.align.data.ContinuationExamples.example`).
     """
 
     processor: object
@@ -543,6 +463,12 @@ class SpeechTaskCollator:
     system_prompt: str | None = None
     sampling_rate: int = SAMPLING_RATE
     max_target_tokens: int | None = None
+    with_teacher: bool = False
+    to_example: Callable[[dict], dict] | None = None
+
+    def __post_init__(self):
+        if self.with_teacher and self.is_encoder_decoder:
+            raise ValueError("Teacher inputs (with_teacher=True) are for decoder-only language models.")
 
     def prompts(self, examples: Sequence[dict]) -> list[str]:
         return [
@@ -551,16 +477,28 @@ class SpeechTaskCollator:
         ]
 
     def __call__(self, examples: Sequence[dict]) -> dict:
+        if self.to_example is not None:
+            examples = [self.to_example(item) for item in examples]
         prompts = self.prompts(examples)
         targets = [self._truncate(example["target"]) for example in examples]
         audio = [example["audio"] for example in examples]
         if not self.is_encoder_decoder:
             batch = self.processor.prepare_for_training(prompts, targets, audio, sampling_rate=self.sampling_rate)
-            return dict(batch)
+            return {**batch, **(self._teacher_inputs(examples, targets) if self.with_teacher else {})}
         batch = self.processor(text=prompts, audio=audio, sampling_rate=self.sampling_rate, padding_side="right")
         labels = self.processor.tokenizer(text_target=targets, padding=True, return_tensors="pt")
         batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
         return dict(batch)
+
+    def _teacher_inputs(self, examples: Sequence[dict], targets: list[str]) -> dict:
+        prompts = [
+            build_text_prompt(
+                self.processor, example["instruction"], example["transcript"], self.prompt_format, self.system_prompt
+            )
+            for example in examples
+        ]
+        teacher = self.processor.prepare_for_training(prompts, targets)
+        return {TEACHER_PREFIX + key: teacher[key] for key in ("input_ids", "attention_mask", "labels")}
 
     def _truncate(self, target: str) -> str:
         if self.max_target_tokens is None:
@@ -571,17 +509,13 @@ class SpeechTaskCollator:
 
 
 __all__ = [
-    "SAMPLING_RATE",
     "DatasetSpec",
     "Source",
+    "TEACHER_PREFIX",
     "SpeechTaskCollator",
     "StreamingTaskMixture",
     "TaskMixture",
-    "audio_seconds",
-    "build_prompt",
     "check_columns",
     "durations",
     "load_dataset_spec",
-    "read_audio",
-    "resample",
 ]

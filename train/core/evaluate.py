@@ -19,7 +19,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from .data import SAMPLING_RATE, DatasetSpec, Source, TaskMixture, build_prompt, check_columns, load_dataset_spec
+from .audio import SAMPLING_RATE
+from .config import load_yaml
+from .data import DatasetSpec, Source, TaskMixture, load_dataset_spec
+from .prompts import build_prompt
+from .tables import render_table
 from .tasks import Task, build_tasks, get_task
 
 logger = logging.get_logger(__name__)
@@ -179,10 +183,7 @@ def _specs_from_args(args) -> tuple[list[DatasetSpec], dict, dict]:
         columns = dict(item.split("=", 1) for item in args.columns.split(",") if item)
         spec = DatasetSpec(path=args.dataset, task=args.task, split=args.split, columns=columns, name=args.task)
         return [spec], {}, {}
-    import yaml
-
-    with open(args.config) as handle:
-        config = yaml.safe_load(handle) or {}
+    config = load_yaml(args.config)
     entries = config.get("eval_datasets") or config.get("datasets") or {}
     if not entries:
         raise SystemExit(f"{args.config} has no `datasets:` (or `eval_datasets:`) section.")
@@ -203,7 +204,7 @@ def main(argv=None) -> dict:
             spec.max_samples = min(spec.max_samples or args.max_samples, args.max_samples)
         task = get_task(tasks, spec.task)
         dataset = load_dataset_spec(spec)
-        check_columns(dataset, spec, task.required_columns)
+        spec.require_columns(dataset, task.required_columns)
         sources.append(Source(spec, dataset, task, spec.weight))
     model = VoxLMForConditionalGeneration.from_pretrained(args.model).to(args.device)
     processor = VoxLMProcessor.from_pretrained(args.model)
@@ -232,24 +233,10 @@ def format_table(results: dict[str, dict]) -> str:
     keys = sorted({key for scores in results.values() for key in scores if key not in ("examples", "task")})
     header = ["data set", "task", "examples", *keys]
     rows = [
-        [name, scores.get("task", ""), str(scores.get("examples", "")), *[_fmt(scores.get(key)) for key in keys]]
+        [name, scores.get("task", ""), scores.get("examples", ""), *[scores.get(key) for key in keys]]
         for name, scores in results.items()
     ]
     return render_table(header, rows)
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def render_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    line = "  ".join("-" * width for width in widths)
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)), line]
-    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Start a training module under `accelerate launch` from Python (scripts, examples, tests).
+"""Processes: start a training module under `accelerate launch` from Python (scripts, examples, tests), and the
+accelerate state a recipe runs in.
 
 On a machine without GPUs, accelerate's `--cpu` flag starts a single process (its multi-CPU mode needs MPI). Real
 data parallelism on CPUs goes through `--multi_gpu`, which starts N workers with torchrun whatever the device, while
@@ -10,6 +11,27 @@ import os
 import socket
 import subprocess
 import sys
+
+
+def use_cpu() -> bool:
+    """Train on CPU when there is no GPU, or when `accelerate launch --cpu` asked for it."""
+    import torch
+    from accelerate.utils import parse_flag_from_env
+
+    return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+
+
+def distributed_state(**kwargs):
+    """accelerate's process state, created with `cpu=True` on CPU machines (`kwargs` go to `PartialState`).
+
+    accelerate only sets up CPU data parallelism (gloo) when its state is created with `cpu=True` under a
+    multi-process launcher (`accelerate launch --multi_gpu --num_processes N` or `torchrun`, which start N
+    processes even without GPUs); otherwise every process would train alone. The state is a singleton, so this
+    must run before anything else creates it.
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu(), **kwargs)
 
 
 def free_port() -> int:
@@ -61,4 +83,4 @@ def run_accelerate(module: str, arguments: list[str], processes: int = 1, cpu: b
     return subprocess.run(command, env=env, **kwargs)
 
 
-__all__ = ["accelerate_command", "free_port", "run_accelerate"]
+__all__ = ["accelerate_command", "distributed_state", "free_port", "run_accelerate", "use_cpu"]

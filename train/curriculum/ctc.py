@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pad_sequence
 from transformers.utils import logging
 
-from voxlm.train.core.data import SAMPLING_RATE
+from voxlm.train.core.audio import SAMPLING_RATE
 
 logger = logging.get_logger(__name__)
 

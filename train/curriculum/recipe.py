@@ -37,29 +37,26 @@ import torch
 from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 from transformers.utils import logging
 
-from voxlm.train.core.batching import BudgetBatchedStream, BudgetBatchSampler
-from voxlm.train.core.config import (
+from voxlm.train.core.batching import (
     BatchingSpec,
+    BudgetBatchedStream,
+    BudgetBatchSampler,
     ExampleCost,
-    ModelSpec,
-    check_keys,
-    distributed_state,
     example_costs,
-    from_dict,
-    load_yaml,
-    prepare_model_folder,
-    use_cpu,
 )
+from voxlm.train.core.config import check_keys, from_dict, load_config
 from voxlm.train.core.data import (
     DatasetSpec,
     Source,
     SpeechTaskCollator,
     StreamingTaskMixture,
     TaskMixture,
-    check_columns,
     load_dataset_spec,
 )
-from voxlm.train.core.evaluate import GenerationEvaluator, examples_from_mixture, render_table
+from voxlm.train.core.evaluate import GenerationEvaluator, examples_from_mixture
+from voxlm.train.core.launch import distributed_state, use_cpu
+from voxlm.train.core.models import ModelSpec, prepare_model_folder
+from voxlm.train.core.tables import render_table
 from voxlm.train.core.tasks import build_tasks, get_task
 from voxlm.train.core.trainer import VoxLMTrainer, last_complete_checkpoint
 
@@ -166,34 +163,28 @@ class CurriculumConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "CurriculumConfig":
+        """The recipe from its YAML mapping, every key checked (see `voxlm.train.core.config.from_dict`)."""
         values = dict(values)
-        check_keys("config", values, cls.__dataclass_fields__)
-        for key in ("model", "datasets", "stages", "output_dir"):
-            if key not in values:
-                raise ValueError(f"config: `{key}` is required (see train/configs/ for examples).")
-        if not isinstance(values["stages"], list) or not values["stages"]:
-            raise ValueError("config: `stages` must be a non-empty list of stages.")
-        values["model"] = from_dict(ModelSpec, "model", values["model"])
-        values["datasets"] = {
-            name: DatasetSpec.from_dict(name, dict(spec or {})) for name, spec in (values["datasets"] or {}).items()
-        }
-        stages = []
-        for number, stage in enumerate(values["stages"], start=1):
-            if not isinstance(stage, dict) or "name" not in stage or "datasets" not in stage:
-                raise ValueError(f"stage {number}: each stage needs at least `name` and `datasets`.")
-            stages.append(from_dict(StageSpec, f"stage {stage['name']!r}", stage))
-        values["stages"] = stages
-        values["batching"] = from_dict(BatchingSpec, "batching", values.get("batching"))
-        values["evaluation"] = from_dict(EvaluationSpec, "evaluation", values.get("evaluation"))
-        values["final"] = from_dict(FinalSpec, "final", values.get("final"))
+        if "datasets" in values:
+            entries = values["datasets"] or {}
+            values["datasets"] = {name: DatasetSpec.from_dict(name, dict(spec or {})) for name, spec in entries.items()}
+        if "stages" in values:
+            if not isinstance(values["stages"], list) or not values["stages"]:
+                raise ValueError("config: `stages` must be a non-empty list of stages.")
+            for number, stage in enumerate(values["stages"], start=1):
+                if not isinstance(stage, dict) or "name" not in stage or "datasets" not in stage:
+                    raise ValueError(f"stage {number}: each stage needs at least `name` and `datasets`.")
+            values["stages"] = [from_dict(StageSpec, f"stage {stage['name']!r}", stage) for stage in values["stages"]]
+        config = from_dict(cls, "config", values)
         from voxlm.hub_cards import RunInfo
 
-        check_keys("final.run_info", values["final"].run_info, RunInfo.__dataclass_fields__)
-        return cls(**values)
+        check_keys("config.final.run_info", config.final.run_info, RunInfo.__dataclass_fields__)
+        return config
 
     @classmethod
-    def from_yaml(cls, path: str) -> "CurriculumConfig":
-        return cls.from_dict(load_yaml(path))
+    def from_yaml(cls, path: str, overrides: dict | None = None) -> "CurriculumConfig":
+        """The recipe in a YAML file; `overrides` (e.g. from the command line) replace top-level keys."""
+        return cls.from_dict(load_config(path, overrides))
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -405,7 +396,7 @@ class Curriculum:
                 spec = self.config.datasets[name]
                 task = get_task(self.tasks, spec.task)
                 dataset = load_dataset_spec(spec)
-                check_columns(dataset, spec, task.required_columns)
+                spec.require_columns(dataset, task.required_columns)
                 sources[name] = Source(spec, dataset, task, spec.weight)
         return sources
 
@@ -561,16 +552,8 @@ class Curriculum:
         positions_per_second = model_config.audio_positions_per_second
         if not any(source.spec.streaming for source in sources):
             mixture = TaskMixture(sources, seed=seed, examples_per_epoch=plan.spec.examples_per_epoch)
-            costs, budgets = example_costs(mixture, batching, processor, positions_per_second)
-            sampler = BudgetBatchSampler(
-                costs,
-                budgets,
-                max_batch_size=batching.max_batch_size,
-                indices_for_epoch=mixture.epoch_indices,
-                seed=seed,
-                sort_window=batching.sort_window,
-                drop_last=batching.drop_last,
-            )
+            costs, _ = example_costs(mixture, batching, processor, positions_per_second)
+            sampler = BudgetBatchSampler.from_spec(batching, costs, seed, mixture.epoch_indices)
             return mixture, sampler
         streams = [
             source
@@ -794,16 +777,12 @@ def summary_table(results: list[StageResult], tasks: dict) -> str:
             str(result.steps),
             f"{result.seconds:.0f}",
             f"{result.trainable_parameters:,}",
-            _fmt(result.train_loss),
-            _fmt(result.eval_loss),
+            result.train_loss,
+            result.eval_loss,
         ]
-        row += [_fmt(result.metrics.get(name, {}).get(key)) for name, key in columns.items()]
+        row += [result.metrics.get(name, {}).get(key) for name, key in columns.items()]
         rows.append(row)
     return render_table(header, rows)
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def _jsonable(config: CurriculumConfig) -> dict:
@@ -842,9 +821,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> str | None:
     args = parse_args(argv)
     logging.set_verbosity_warning()
-    config = CurriculumConfig.from_yaml(args.config)
-    if args.output_dir:
-        config.output_dir = args.output_dir
+    config = CurriculumConfig.from_yaml(args.config, {"output_dir": args.output_dir})
     curriculum = Curriculum(config, resume=args.resume_from_checkpoint, overwrite=args.overwrite_output_dir)
     if args.check:
         if curriculum.state.is_main_process:

@@ -25,7 +25,6 @@ __all__ = [
     "untrained",
     "voices",
     "whisper_tiny_en_dir",
-    "word_error_rate",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -46,7 +45,7 @@ __getattr__, __dir__ = lazy_exports(
             ],
             "speech",
         ),
-        **dict.fromkeys(["sentences", "spoken_questions", "answer_is_correct", "word_error_rate"], "sentences"),
+        **dict.fromkeys(["sentences", "spoken_questions", "answer_is_correct"], "sentences"),
         **dict.fromkeys(["assemble", "hub_folder", "export", "untrained"], "shipped"),
     },
 )

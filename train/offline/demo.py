@@ -26,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from voxlm.train.core.prompts import BLSP_INSTRUCTION, TRANSCRIPT
+
 REPEAT = "Repeat exactly what was said."
-CONTINUE = "Continue the following text in a coherent and engaging style with less than 40 words."
+CONTINUE = BLSP_INSTRUCTION.replace(TRANSCRIPT, "").strip()
 ANSWER = "Answer the question you hear in one or two words."
 # The same requests with the transcript in the text, for the reference LLM and the cascade.
 TEXT_PROMPTS = {
     "repeat": "Repeat the following text exactly, without adding anything. {transcript}",
-    "continue": "Continue the following text in a coherent and engaging style with less than 40 words. {transcript}",
+    "continue": BLSP_INSTRUCTION,
     "answer": "Answer the following question in one or two words. {transcript}",
 }
 SPEECH_PROMPTS = {"repeat": REPEAT, "continue": CONTINUE, "answer": ANSWER}
@@ -93,7 +95,7 @@ def build_eval_data(folder: Path, per_set: int, seed: int = 11, heldout_spec=Non
 def load_eval_data(folder: Path) -> dict:
     from datasets import load_from_disk
 
-    from voxlm.train.core.data import read_audio
+    from voxlm.train.core.audio import read_audio
 
     data = {}
     for name in SETS:
@@ -179,7 +181,8 @@ def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
 def score(responses: dict, data: dict, reference: dict, embedder) -> dict:
     """repeat-WER (held-out voices, real), continuation similarity to SmolLM2's continuation of the true
     transcript (MiniLM cosine), spoken-QA accuracy."""
-    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
+    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
 
     questions = [
         SpokenQuestion(text, answer, "", tuple(aliases))
@@ -205,7 +208,7 @@ COLUMNS = (
 
 
 def table(rows: dict[str, dict]) -> str:
-    from voxlm.train.core.evaluate import render_table
+    from voxlm.train.core.tables import render_table
 
     header = ["system"] + [title for _, title in COLUMNS]
     body = [[name] + [f"{scores[key]:.3f}" for key, _ in COLUMNS] for name, scores in rows.items()]

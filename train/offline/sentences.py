@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import random
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 SPLITS = ("train", "held_out")
 HELD_OUT_SENTENCE_SHARE = 0.1
@@ -355,21 +355,3 @@ def _english_normalizer():
 def normalize_text(text: str) -> str:
     """Whisper's English text normalization, used before every word error rate and answer comparison."""
     return _english_normalizer()(text)
-
-
-def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """Corpus WER (total edits / total reference words) after `normalize_text`."""
-    import jiwer
-
-    if len(references) != len(hypotheses):
-        raise ValueError(f"Got {len(references)} references but {len(hypotheses)} hypotheses.")
-    references = [normalize_text(text) for text in references]
-    if not any(references):
-        raise ValueError("The references are empty after normalization; WER is undefined.")
-    hypotheses = [normalize_text(text) for text in hypotheses]
-    # jiwer rejects empty reference strings; count their hypothesis words as insertions by hand.
-    kept = [(ref, hyp) for ref, hyp in zip(references, hypotheses) if ref]
-    insertions = sum(len(hyp.split()) for ref, hyp in zip(references, hypotheses) if not ref)
-    output = jiwer.process_words([ref for ref, _ in kept], [hyp for _, hyp in kept])
-    edits = output.substitutions + output.deletions + output.insertions + insertions
-    return edits / sum(len(ref.split()) for ref, _ in kept)

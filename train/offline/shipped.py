@@ -26,15 +26,15 @@ from pathlib import Path
 import torch
 from transformers.utils import logging
 
+from voxlm.train.core.prompts import BLSP_INSTRUCTION
+
 logger = logging.get_logger("voxlm.train.offline.shipped")  # not __name__: it is "__main__" under `python -m`
 
 SHIPPED_NAME = "voxlm-whisper-tiny-en-smollm2-135m"
 RECIPE = Path(__file__).resolve().parent.parent / "configs" / "shipped_offline.yaml"
 ADAPTER_FILE = "adapter.safetensors"
 TRAINED_PREFIXES = ("projector.", "layer_mix.")
-CONTINUATION_INSTRUCTION = (
-    "Continue the following text in a coherent and engaging style with less than 40 words. {transcript}"
-)
+CONTINUATION_INSTRUCTION = BLSP_INSTRUCTION
 
 
 def shipped_dir() -> Path:

@@ -26,7 +26,6 @@ import dataclasses
 import functools
 import io
 import json
-import math
 import numbers
 import os
 import random
@@ -41,6 +40,11 @@ from pathlib import Path
 import numpy as np
 from transformers.utils import logging
 
+from voxlm.processing.audio_checks import SAMPLING_RATE, load_audio
+from voxlm.train.core.audio import read_audio
+from voxlm.train.core.metrics import word_error_rate
+from voxlm.train.core.tables import render_table
+
 from .sentences import (
     SpokenQuestion,
     answer_is_correct,
@@ -48,12 +52,10 @@ from .sentences import (
     number_words,
     sentences,
     spoken_questions,
-    word_error_rate,
 )
 
 logger = logging.get_logger("voxlm.train.offline.speech")  # not __name__: it is "__main__" under `python -m`
 
-SAMPLING_RATE = 16000
 ESPEAK_SAMPLING_RATE = 22050
 DEFAULT_SPEED = 175  # espeak-ng's default words per minute
 DEFAULT_PITCH = 50  # espeak-ng's default pitch (0-99)
@@ -83,15 +85,6 @@ def espeak_variants() -> frozenset[str]:
     """Names of the installed voice variants (`m3`, `f2`, `klatt`, ...): espeak-ng ignores unknown ones silently."""
     listing = subprocess.run([espeak_binary(), "--voices=variant"], capture_output=True, text=True, check=True)
     return frozenset(line.split()[-1].removeprefix("!v/") for line in listing.stdout.splitlines()[1:] if line.strip())
-
-
-def _resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    if source_rate == target_rate:
-        return wave
-    from scipy.signal import resample_poly
-
-    divisor = math.gcd(source_rate, target_rate)  # 22050 -> 16000 is resample_poly(x, 320, 441)
-    return resample_poly(wave, target_rate // divisor, source_rate // divisor).astype(np.float32)
 
 
 def synthesize(
@@ -124,11 +117,8 @@ def synthesize(
         raise ValueError(
             f"espeak-ng failed for voice {voice!r}: {message or 'no audio'}. List voices with `espeak-ng --voices=en`."
         )
-    import soundfile
-
     # espeak-ng streams a WAV whose header has no real length; soundfile reads it to the end regardless.
-    wave, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
-    return _resample(wave, rate, sampling_rate)
+    return load_audio(io.BytesIO(result.stdout), sampling_rate)
 
 
 def _check_variant(voice: str) -> None:
@@ -297,19 +287,6 @@ EXTRA_TRANSCRIPTS = {
 ALSA_CHANNELS = ("Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Rear_Right", "Side_Left",
                  "Side_Right")  # fmt: skip
 REAL_SOURCES = ("librivox", "cards", "pocketsphinx", "alsa", "codec2")
-
-
-def read_audio(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """A sound file (wav/flac/..., or headerless 16-bit `.raw` at 16 kHz) as mono float32 at `sampling_rate`."""
-    import soundfile
-
-    path = Path(path)
-    if path.suffix == ".raw":
-        wave, rate = np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0, SAMPLING_RATE
-    else:
-        wave, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        wave = wave.mean(axis=1)
-    return _resample(np.ascontiguousarray(wave, dtype=np.float32), rate, sampling_rate)
 
 
 def _sphinx_transcripts(path: Path) -> dict[str, str]:
@@ -555,13 +532,8 @@ def _write_measurements(path: Path, results: dict[str, dict], args: argparse.Nam
 
 
 def _format_voice_table(voice_list: Sequence[Voice]) -> str:
-    lines = [f"{'voice':<24} {'split':<9} {'WER (packed)':>13} {'WER (one by one)':>17}"]
-    for voice in voice_list:
-        packed, alone = (
-            "-" if wer is None else f"{wer:.3f}" for wer in (voice.whisper_wer, voice.whisper_wer_one_by_one)
-        )
-        lines.append(f"{voice.name:<24} {voice.split:<9} {packed:>13} {alone:>17}")
-    return "\n".join(lines)
+    rows = [[v.name, v.split, v.whisper_wer, v.whisper_wer_one_by_one] for v in voice_list]
+    return render_table(["voice", "split", "WER (packed)", "WER (one by one)"], rows, float_format=".3f")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -609,7 +581,6 @@ __all__ = [
     "measure_voice_audibility",
     "normalize_text",
     "number_words",
-    "read_audio",
     "real_recordings",
     "recordings_dataset",
     "renditions",
@@ -620,7 +591,6 @@ __all__ = [
     "synthetic_speech_dataset",
     "transcribe",
     "voices",
-    "word_error_rate",
 ]
 
 if __name__ == "__main__":

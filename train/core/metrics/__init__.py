@@ -12,6 +12,7 @@
 """
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 METRICS_DIR = Path(__file__).resolve().parent
@@ -44,4 +45,14 @@ def compute_metric(name: str, predictions: list[str], references: list[str], **o
     return load_metric(name).compute(predictions=list(predictions), references=list(references), **options)
 
 
-__all__ = ["METRICS", "METRICS_DIR", "compute_metric", "load_metric", "metric_path"]
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus WER of `hypotheses` against `references` after Whisper's English normaliser (the `wer` module)."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"Got {len(references)} references but {len(hypotheses)} hypotheses.")
+    scores = compute_metric("wer", hypotheses, references)
+    if scores["words"] == 0:
+        raise ValueError("The references are empty after normalization; WER is undefined.")
+    return scores["wer"]
+
+
+__all__ = ["METRICS", "METRICS_DIR", "compute_metric", "load_metric", "metric_path", "word_error_rate"]

@@ -25,7 +25,7 @@ logger = logging.get_logger(__name__)
 SPEECH_UNITS_FOLDER = "speech_units"
 
 
-class SpeechTokProcessor(ProcessorMixin):
+class SpeechTokenProcessor(ProcessorMixin):
     r"""
     Renders text and speech units as one token sequence for a text LM (decoder or encoder).
 
@@ -53,7 +53,7 @@ class SpeechTokProcessor(ProcessorMixin):
         chat_template: str | None = None,
     ):
         if tokenizer is None:
-            raise ValueError("SpeechTokProcessor needs the language model's tokenizer.")
+            raise ValueError("SpeechTokenProcessor needs the language model's tokenizer.")
         if not 0.0 <= text_share <= 1.0:
             raise ValueError(f"`text_share` must lie in [0, 1], got {text_share}.")
         self.audio_vocabulary = list(audio_vocabulary or [])
@@ -85,7 +85,7 @@ class SpeechTokProcessor(ProcessorMixin):
     @classmethod
     def from_parts(
         cls, tokenizer, audio_vocabulary: Sequence[str] | None = None, speech_units=None, **kwargs
-    ) -> "SpeechTokProcessor":
+    ) -> "SpeechTokenProcessor":
         """Build a processor from a tokenizer (or its Hub id/folder), the kept audio tokens and, optionally, a
         `SpeechUnitTokenizer` (or its path) that turns raw audio into units."""
         if isinstance(tokenizer, (str, os.PathLike)):
@@ -126,12 +126,12 @@ class SpeechTokProcessor(ProcessorMixin):
             if self.speech_units is None:
                 raise ValueError(
                     "This processor has no speech unit tokenizer to turn `audio` into units; pass `audio_tokens`, or "
-                    "build it with `SpeechTokProcessor.from_parts(..., speech_units=SpeechUnitTokenizer)`."
+                    "build it with `SpeechTokenProcessor.from_parts(..., speech_units=SpeechUnitTokenizer)`."
                 )
             audio_tokens = self.speech_units.tokenize(audio, sampling_rate=sampling_rate, resample=resample)
         texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
         if texts is None and audio_tokens is None:
-            raise ValueError("SpeechTokProcessor needs `text`, `audio_tokens` or `audio`.")
+            raise ValueError("SpeechTokenProcessor needs `text`, `audio_tokens` or `audio`.")
         if texts is not None and audio_tokens is not None and len(texts) != len(audio_tokens):
             raise ValueError(
                 f"Got {len(texts)} texts but units of {len(audio_tokens)} clips; give one of each per example."
@@ -260,4 +260,4 @@ def _special_affixes(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
-__all__ = ["SpeechTokProcessor"]
+__all__ = ["SpeechTokenProcessor"]

@@ -12,16 +12,16 @@ from tiny import tiny_tokenizer, tone
 from tiny_speechtok import kmeans_units, tiny_bert_tokenizer
 from transformers import AutoProcessor
 
-from voxlm.processing import SpeechTokProcessor
+from voxlm.processing import SpeechTokenProcessor
 
 torch.set_num_threads(1)
 KEPT = ["<|a0_1|>", "<|a0_3|>", "<|a1_0|>"]
 CLIP = ["<|a0_3|>", "<|a0_2|>", "<|a1_0|>", "<|a0_3|>", "<|a1_5|>", "<|a0_1|>"]
 
 
-def make_processor(kind: str = "bpe", tmp_path=None, **kwargs) -> SpeechTokProcessor:
+def make_processor(kind: str = "bpe", tmp_path=None, **kwargs) -> SpeechTokenProcessor:
     tokenizer = tiny_tokenizer() if kind == "bpe" else tiny_bert_tokenizer(str(tmp_path / "bert"))
-    return SpeechTokProcessor.from_parts(tokenizer, KEPT, **kwargs)
+    return SpeechTokenProcessor.from_parts(tokenizer, KEPT, **kwargs)
 
 
 @pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
@@ -112,7 +112,9 @@ def test_batches_are_padded_and_carry_labels_and_special_masks():
 
 def test_processor_round_trips_with_its_speech_units(tmp_path):
     units = kmeans_units(num_units=6)
-    processor = SpeechTokProcessor.from_parts(tiny_tokenizer(), units.vocabulary[:4], speech_units=units, max_length=40)
+    processor = SpeechTokenProcessor.from_parts(
+        tiny_tokenizer(), units.vocabulary[:4], speech_units=units, max_length=40
+    )
     clips = [tone(0.5, frequency=150.0), tone(0.8, frequency=400.0)]
     expected = processor(text=["hello", "the quick brown fox"], audio=clips, sampling_rate=16000)
     assert torch.equal(
@@ -122,7 +124,7 @@ def test_processor_round_trips_with_its_speech_units(tmp_path):
     processor.save_pretrained(tmp_path)
     assert os.path.isfile(tmp_path / "speech_units" / "model.safetensors")
     reloaded = AutoProcessor.from_pretrained(tmp_path, trust_remote_code=True)
-    assert type(reloaded).__name__ == "SpeechTokProcessor"
+    assert type(reloaded).__name__ == "SpeechTokenProcessor"
     assert reloaded.audio_vocabulary == processor.audio_vocabulary and reloaded.max_length == 40
     again = reloaded(text=["hello", "the quick brown fox"], audio=clips, sampling_rate=16000)
     assert torch.equal(again["input_ids"], expected["input_ids"])
@@ -132,7 +134,7 @@ def test_processor_round_trips_with_its_speech_units(tmp_path):
 def test_saved_processor_loads_without_voxlm_installed(tmp_path):
     """Remote code only: a fresh interpreter that cannot import voxlm loads the folder and gets the same ids."""
     units = kmeans_units(num_units=6)
-    processor = SpeechTokProcessor.from_parts(tiny_tokenizer(), units.vocabulary[:4], speech_units=units)
+    processor = SpeechTokenProcessor.from_parts(tiny_tokenizer(), units.vocabulary[:4], speech_units=units)
     clip = tone(0.6, frequency=220.0)
     expected = processor(text=["hello"], audio=[clip], sampling_rate=16000, return_tensors=None)["input_ids"][0]
     processor.save_pretrained(tmp_path)

@@ -1,8 +1,8 @@
 """A small offline study of speech tokens for classification (Calbucura & Barriere's recipe on this machine).
 
-    python examples/speechtok_study.py                      # prepare data and units, then every run (resumable)
-    python examples/speechtok_study.py --prepare-only       # only the datasets and the unit tokenizer
-    python examples/speechtok_study.py --lms minilm --seeds 0
+    python examples/classify_offline.py                      # prepare data and units, then every run (resumable)
+    python examples/classify_offline.py --prepare-only       # only the datasets and the unit tokenizer
+    python examples/classify_offline.py --lms minilm --seeds 0
 
 Two spoken tasks built offline with espeak-ng, the text given without punctuation and in lower case:
 
@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from voxlm.train.core.tables import render_table
 
 STYLES = {  # label -> (words per minute, espeak-ng pitch 0-99) ranges
     "calm": ((115, 140), (15, 35)),
@@ -199,18 +201,16 @@ def results_markdown(summaries: dict, data_dirs: dict[str, Path]) -> str:
             f"**{task}** ({'/'.join(names)}; {len(dataset['train'])} training and {len(dataset['test'])} test clips "
             f"of {seconds:.1f} s on average) — macro-F1 on the test split, mean ± std over seeds:",
             "",
-            "| condition | " + " | ".join(f"{lm} macro-F1" for lm in by_lm) + " | audio tokens | mean length |",
-            "|---|" + "---|" * (len(by_lm) + 2),
         ]
         first = next(iter(by_lm.values()))["rows"]
+        header = ["condition", *[f"{lm} macro-F1" for lm in by_lm], "audio tokens", "mean length"]
+        rows = []
         for index, row in enumerate(first):
-            cells = []
-            for entry in by_lm.values():
-                other = entry["rows"][index]
-                cells.append(f"{other['macro_f1']:.3f} ± {other['macro_f1_std']:.3f} ({other['seeds']})")
-            lengths = "/".join(f"{entry['rows'][index]['mean_length']:.0f}" for entry in by_lm.values())
-            tokens = f"{row['num_audio_tokens']:.0f}"
-            lines.append(f"| {row['condition']} | " + " | ".join(cells) + f" | {tokens} | {lengths} |")
+            others = [entry["rows"][index] for entry in by_lm.values()]
+            cells = [f"{other['macro_f1']:.3f} ± {other['macro_f1_std']:.3f} ({other['seeds']})" for other in others]
+            lengths = "/".join(f"{other['mean_length']:.0f}" for other in others)
+            rows.append([row["condition"], *cells, f"{row['num_audio_tokens']:.0f}", lengths])
+        lines.append(render_table(header, rows, markdown=True))
         times = ", ".join(f"{lm} {entry['seconds'] / 60:.1f} min" for lm, entry in by_lm.items())
         lines += ["", f"Wall time of this invocation: {times}.", ""]
     return "\n".join(lines)
@@ -218,7 +218,7 @@ def results_markdown(summaries: dict, data_dirs: dict[str, Path]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="runs/speechtok_study", help="cache and results folder")
+    parser.add_argument("--output", default="runs/classify-offline", help="cache and results folder")
     parser.add_argument("--tasks", nargs="+", default=["style", "kind"], choices=["style", "kind"])
     parser.add_argument("--lms", nargs="+", default=list(LMS), choices=LMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
