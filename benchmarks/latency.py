@@ -60,8 +60,8 @@ class VoxLMSystem:
     """A VoxLM folder loaded with a `--quantize` preset: one waveform -> generated tokens."""
 
     def __init__(self, folder: Path, variant: str):
-        from voxlm.train.core.evaluate import build_prompt
         from voxlm.train.core.inference import load_for_inference
+        from voxlm.train.core.prompts import build_prompt
 
         self.name = f"voxlm-{variant}"
         self.model, self.processor = load_for_inference(folder, quantize=variant)
@@ -250,7 +250,8 @@ def answers(system, data: dict, batch_size: int) -> dict[str, list[str]]:
 
 def per_clip_scores(responses: dict, data: dict) -> dict[str, np.ndarray]:
     """Per clip: word edits and reference words (repeat sets), 0/1 correctness (questions)."""
-    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, normalize_text, word_error_rate
+    from voxlm.train.core.metrics import word_error_rate
+    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, normalize_text
 
     scores = {}
     for name, dataset in (("repeat_heldout", "heldout"), ("repeat_real", "real")):
@@ -310,7 +311,7 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def render(results: dict) -> str:
-    from voxlm.train.core.evaluate import render_table
+    from voxlm.train.core.tables import render_table
 
     text = [f"Machine: {results['machine']}; {results['settings']['threads']} torch threads."]
     latency = results.get("latency")
