@@ -1,0 +1,1 @@
+"""Offline training data at scale: many text-to-speech voices (`engines`) and acoustic augmentation (`augment`)."""
