@@ -9,15 +9,15 @@ from voxlm.train.offline import engines
 from voxlm.train.speech import transcribe, word_error_rate
 
 # One voice per engine (two for festival: its HTS and diphone paths differ), the sentence it speaks and the WER
-# Whisper tiny.en must stay under: 0.0 for the engines it hears well (the sentence comes back word for word, as
-# measured), one word in seven for espeak-ng, which it hears worst (engines.json).
+# Whisper tiny.en must stay under: one wrong word in seven or eight (each came back word for word when measured),
+# two in seven for espeak-ng, which Whisper hears worst (engines.json).
 SPOKEN = [
     ("espeak-ng", "en-us+m5", "Rice is often served in round bowls.", 0.3),
-    ("festival", "cmu_us_slt_arctic_hts", "Glue the sheet to the dark blue background.", 0.0),
-    ("festival", "kal_diphone", "Rice is often served in round bowls.", 0.0),
-    ("flite", "slt", "It's easy to tell the depth of a well.", 0.0),
-    ("piper", "joe", "Rice is often served in round bowls.", 0.0),
-    ("kokoro", "jm_kumo", "Glue the sheet to the dark blue background.", 0.0),
+    ("festival", "cmu_us_slt_arctic_hts", "Glue the sheet to the dark blue background.", 0.15),
+    ("festival", "kal_diphone", "Rice is often served in round bowls.", 0.15),
+    ("flite", "slt", "It's easy to tell the depth of a well.", 0.15),
+    ("piper", "joe", "Rice is often served in round bowls.", 0.15),
+    ("kokoro", "jm_kumo", "Glue the sheet to the dark blue background.", 0.15),
 ]
 
 

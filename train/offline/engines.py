@@ -218,7 +218,7 @@ class Engine:
                 else concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             )
             with executor:
-                futures = {executor.submit(_synthesize_chunk, self.name, chunk): i for i, chunk in enumerate(chunks)}
+                futures = {executor.submit(_worker_synthesize, self.name, chunk): i for i, chunk in enumerate(chunks)}
                 for future in concurrent.futures.as_completed(futures):
                     results[futures[future]] = future.result()
                     bar.update(len(chunks[futures[future]]))
@@ -249,7 +249,7 @@ class _Item:
     seed: int
 
 
-def _synthesize_chunk(engine_name: str, items: list[_Item]) -> list[np.ndarray]:
+def _worker_synthesize(engine_name: str, items: list[_Item]) -> list[np.ndarray]:
     """Worker entry point (module level, so that spawned processes can import it)."""
     return ENGINES[engine_name]._synthesize_chunk(items)
 
