@@ -187,6 +187,8 @@ def test_augment_refuses_silent_or_bad_clips():
         aug.augment(np.zeros(1600, np.float32), 0)
     with pytest.raises(ValueError, match="mono clip"):
         aug.augment(np.ones((2, 1600), np.float32), 0)
+    with pytest.raises(ValueError, match="at least 0.1 s"):
+        aug.augment(np.ones(100, np.float32), 0)
 
 
 # ---------------------------------------------------------------------------------------------- specs

@@ -7,7 +7,7 @@ telephone line or a low-bitrate codec, one at most) and the recording level (gai
     spec = AugmentSpec.from_dict(yaml.safe_load(open("recipe.yaml"))["augment"])
     noisy, applied = augment(clip, seed=1234, spec=spec, babble_pool=other_clips)   # applied: ["reverb", "noise"]
 
-A recipe gives, per effect, its probability `p` and the ranges to draw from (defaults in brackets)::
+A recipe gives, per effect, its probability `p` and the ranges to draw from (here: the defaults)::
 
     speed:     {p: 0.3, factor: [0.9, 1.1]}        # Kaldi's speed perturbation: resampled, so pitch moves too
     reverb:    {p: 0.3, rt60: [0.2, 0.8], direct_to_reverberant_db: [0.0, 10.0]}
@@ -15,6 +15,7 @@ A recipe gives, per effect, its probability `p` and the ranges to draw from (def
     babble:    {p: 0.2, snr_db: [5.0, 20.0], speakers: [3, 7]}   # needs `babble_pool`; skipped without one
     telephone: {p: 0.1, mu_law_p: 0.5}             # 300-3400 Hz, through 8 kHz, optionally 8-bit mu-law
     codec:     {p: 0.1, codecs: [codec2-3200, codec2-1600, codec2-1300, mp3, opus], compression: [0.5, 1.0]}
+                                                   # p applies to clips the telephone line left alone
     gain:      {p: 0.5, db: [-15.0, 5.0]}          # never clips: a clip that would is scaled to 0.99 peak
 
 Everything runs on numpy/scipy except codec2 (`c2enc`/`c2dec` from Debian's codec2; missing -> that codec is not
@@ -42,6 +43,7 @@ from voxlm.train.speech import SAMPLING_RATE
 logger = logging.get_logger("voxlm.train.offline.augment")
 
 PEAK = 0.99  # the loudest sample any effect leaves: gain and mixing rescale rather than clip
+MIN_SAMPLES = SAMPLING_RATE // 10  # shorter clips are too short for the telephone line's zero-phase filter
 NOISE_COLORS = ("white", "pink", "brown")
 CODEC2_MODES = {
     "codec2-3200": 160,
@@ -385,7 +387,8 @@ def augment(
     babble_pool: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Apply the effects of `spec` (default `AugmentSpec()`), each with its probability; returns the new 16 kHz
-    float32 clip and the names of the effects applied, in order.
+    float32 clip and the names of the effects applied, in order ("speed", "reverb", "noise", "babble",
+    "telephone", "codec:<name>", "gain").
 
     `seed` (an int, or a numpy Generator the caller owns) makes the result reproducible. Each effect draws from its
     own child generator, so turning one effect off or on does not change what the others draw.
@@ -393,8 +396,8 @@ def augment(
     spec = spec or AugmentSpec()
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     clip = np.asarray(clip, dtype=np.float32)
-    if clip.ndim != 1 or len(clip) == 0:
-        raise ValueError(f"augment takes a non-empty mono clip (1-D array), got shape {clip.shape}.")
+    if clip.ndim != 1 or len(clip) < MIN_SAMPLES:
+        raise ValueError(f"augment takes a mono clip (1-D array) of at least 0.1 s, got shape {clip.shape}.")
     if not np.all(np.isfinite(clip)) or not np.any(clip):
         raise ValueError("augment takes a finite, non-silent clip; this one is silent or holds NaN/inf.")
     # One child generator per effect: each effect's draws do not depend on what the others drew.
