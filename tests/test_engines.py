@@ -194,6 +194,12 @@ def test_kokoro_tokens_map_espeak_ipa_onto_its_alphabet():
     assert "".join(list(vocabulary)[i] for i in ids) == "ʧˈAs ʤˈY mˈI nˈW kˈO əɹ ˈɜɹd ə"  # b is not in it
 
 
+def test_english_phonemes_keep_punctuation_and_decimals():
+    _require("espeak-ng")
+    phonemes = engines.english_phonemes("It costs 3.5 dollars, really?")
+    assert "pɔɪnt" in phonemes and ", " in phonemes and phonemes.endswith("?")
+
+
 def test_split_tokens_cuts_after_breaks():
     tokens = [1, 1, 9, 1, 1, 1, 9, 1, 1]
     assert engines._split_tokens(tokens, 5, {9}) == [[1, 1, 9], [1, 1, 1, 9], [1, 1]]

@@ -581,7 +581,7 @@ KOKORO_PHONEME_MAP = {
     "ɜː": "ɜɹ", "ɚ": "əɹ", "ɐ": "ə", "r": "ɹ", "ː": "",
 }  # fmt: skip
 _KOKORO_PHONEME_PATTERN = re.compile("|".join(sorted(map(re.escape, KOKORO_PHONEME_MAP), key=len, reverse=True)))
-_CLAUSE_PATTERN = re.compile(r"\s*([,;:.!?]+)\s*")
+_CLAUSE_PATTERN = re.compile(r"\s*([,;:.!?]+)(?:\s+|$)")  # not inside "3.5" or "e.g"
 
 
 def kokoro_mixtures(n: int = 6, seed: int = 0) -> list[str]:
