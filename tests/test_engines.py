@@ -81,6 +81,10 @@ def test_festival_reads_quotes_and_backslashes():
     assert len(clip) > engines.SAMPLING_RATE // 2
 
 
+def test_ascii_text_for_festival_and_flite():
+    assert engines.ascii_text("The café — it’s “fine”…") == 'The cafe  -  it\'s "fine"...'
+
+
 def test_flite_reads_text_starting_with_a_dash():
     engine = _require("flite")
     assert len(engine.synthesize("-voice is not an option here", "kal16")) > engines.SAMPLING_RATE // 2

@@ -66,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -340,9 +341,19 @@ FESTIVAL_VOICES = {
 }
 
 
+_TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": " - ",
+                             "\u2026": "..."})  # fmt: skip
+
+
+def ascii_text(text: str) -> str:
+    """`text` for the engines that read ASCII only (festival, flite): typographic quotes and dashes made plain,
+    accents dropped ("café" -> "cafe"); "it’s" would otherwise be read as "it s"."""
+    return unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY)).encode("ascii", "ignore").decode()
+
+
 def _scheme_string(text: str) -> str:
     """`text` as a Scheme string literal on one line (festival's reader knows only \\\\ and \\" escapes)."""
-    text = " ".join(text.split())
+    text = " ".join(ascii_text(text).split())
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -450,7 +461,7 @@ class FliteEngine(Engine):
         for item in items:  # flite has no randomness: the seed is not needed
             with tempfile.TemporaryDirectory(prefix="voxlm-flite-") as folder:
                 text_file, wav_file = Path(folder) / "text.txt", Path(folder) / "speech.wav"
-                text_file.write_text(item.text)  # a file, so that text starting with "-" is never an option
+                text_file.write_text(ascii_text(item.text))  # a file: text starting with "-" is never an option
                 command = ["flite", "-voice", item.voice, "--setf", f"duration_stretch={1 / item.rate:.4f}"]
                 if FLITE_VOICES[item.voice]:
                     command += ["--setf", f"int_f0_target_mean={FLITE_VOICES[item.voice] * item.pitch:.2f}"]
@@ -946,6 +957,7 @@ __all__ = [
     "catalogue",
     "draw_renditions",
     "engine",
+    "ascii_text",
     "english_phonemes",
     "kokoro_mixtures",
     "kokoro_tokens",
