@@ -21,7 +21,8 @@ voice's mean f0) where it can, and a `seed`; the same arguments always give the 
 the number of workers. Each batch starts an engine once per worker (festival: one process reading a Scheme script of
 many utterances; piper and kokoro: one onnxruntime session per worker process, one thread each); flite and espeak-ng
 are fast per call. What each engine can vary, and the ranges the catalogue draws from (chosen so that the speech stays
-intelligible; `python -m voxlm.train.offline.engines measure --rate R --pitch P` checks a setting):
+intelligible; `python -m voxlm.train.offline.engines measure --rate R --pitch P` checks a setting: at rate 1.2 and
+pitch 1.25 the WERs of festival and flite below rise by 0.00-0.08, at 0.85 and 0.85 they stay within 0.03):
 
 - espeak-ng: rate -> `-s` (175 wpm x rate; catalogue 0.8-1.2), pitch -> `-p` (50 x pitch; 0.5-1.5), the ranges of
   `voxlm.train.speech.Voice`.
@@ -38,7 +39,30 @@ Measured (`python -m voxlm.train.offline.engines measure`, stored in `engines.js
 tiny.en's WER on 20 Harvard sentences, each transcribed alone at rate 1 and pitch 1, and CPU seconds spent per second
 of audio (one worker, on a shared 2-core machine):
 
-FIGURES
+    engine/voice                                  WER  CPU-s/audio-s
+    espeak-ng/en-gb-x-rp                        0.373          0.013
+    espeak-ng/en-us                             0.354          0.014
+    espeak-ng/en-us+f3                          0.453          0.011
+    espeak-ng/en-us+m5                          0.292          0.012
+    festival/cmu_us_slt_arctic_hts              0.074          0.092
+    festival/kal_diphone                        0.137          0.021
+    festival/ked_diphone                        0.205          0.022
+    flite/awb                                   0.124          0.035
+    flite/kal16                                 0.205          0.012
+    flite/rms                                   0.106          0.030
+    flite/slt                                   0.106          0.032
+    piper/joe                                   0.118          0.200
+    kokoro/0.42*jf_alpha+0.58*jf_gongitsune     0.062          0.657
+    kokoro/0.46*jf_gongitsune+0.54*jm_kumo      0.050          0.689
+    kokoro/0.49*jf_alpha+0.51*jf_tebukuro       0.093          0.720
+    kokoro/0.53*jf_gongitsune+0.47*jf_nezumi    0.050          0.768
+    kokoro/0.61*jf_tebukuro+0.39*jm_kumo        0.093          0.711
+    kokoro/0.66*jf_alpha+0.34*jm_kumo           0.068          0.742
+    kokoro/jf_alpha                             0.112          1.128
+    kokoro/jf_gongitsune                        0.050          0.902
+    kokoro/jf_nezumi                            0.093          0.757
+    kokoro/jf_tebukuro                          0.149          0.722
+    kokoro/jm_kumo                              0.062          0.687
 
 A missing engine (program, voice package or Python package) is left out of `catalogue()` with one warning that says
 how to install it; asking for it by name (`engine("piper")`, `synthesize_many` with its voices) raises
