@@ -217,4 +217,7 @@ def test_command_line_says_and_lists(tmp_path, capsys):
     assert output.is_file() and "wrote" in capsys.readouterr().out
     assert engines.main(["list", "--exclude-engines", "piper"]) == 0
     listing = capsys.readouterr().out
-    assert "flite      slt" in listing and "piper" not in listing
+    assert "flite      slt " in listing and "piper" not in listing
+    with pytest.raises(SystemExit):
+        engines.main(["say", "Hi.", "--engine", "flite", "--voice", "rms", "--pitch", "1.2"])
+    assert "cannot change this voice's pitch" in capsys.readouterr().err

@@ -906,13 +906,13 @@ def _write_measurement(path: Path, name: str, result: dict) -> None:
 
 
 def _format_table(specs: Sequence[VoiceSpec]) -> str:
-    lines = [f"{'engine':<10} {'voice':<32} {'rate':<10} {'pitch':<10} {'WER':>6} {'CPU-s/audio-s':>14}  status"]
+    lines = [f"{'engine':<10} {'voice':<34} {'rate':<10} {'pitch':<10} {'WER':>6} {'CPU-s/audio-s':>14}  status"]
     for spec in specs:
         wer, cpu = ("-" if x is None else f"{x:.3f}" for x in (spec.whisper_wer, spec.cpu_per_audio_second))
         problem = ENGINES[spec.engine].voice_missing(spec.voice)
         status = "ok" if problem is None else "missing"
         rate, pitch = (f"{low:.2f}-{high:.2f}" for low, high in (spec.rate_range, spec.pitch_range))
-        lines.append(f"{spec.engine:<10} {spec.voice:<32} {rate:<10} {pitch:<10} {wer:>6} {cpu:>14}  {status}")
+        lines.append(f"{spec.engine:<10} {spec.voice:<34} {rate:<10} {pitch:<10} {wer:>6} {cpu:>14}  {status}")
     return "\n".join(lines)
 
 
@@ -947,7 +947,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "say":
         import soundfile
 
-        clip = engine(args.engine).synthesize(args.text, args.voice, args.rate, args.pitch, args.seed)
+        try:
+            clip = engine(args.engine).synthesize(args.text, args.voice, args.rate, args.pitch, args.seed)
+        except (ValueError, EngineUnavailableError) as error:
+            parser.error(str(error))
         soundfile.write(args.output, clip, SAMPLING_RATE)
         print(f"wrote {args.output} ({len(clip) / SAMPLING_RATE:.2f} s)")
     else:
