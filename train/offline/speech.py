@@ -131,7 +131,8 @@ def _check_variant(voice: str) -> None:
             )
 
 
-def _per_item(value, n: int, name: str) -> list:
+def per_item(value, n: int, name: str) -> list:
+    """`value` once per item: a scalar repeated `n` times, or a sequence of exactly `n` values."""
     if isinstance(value, (str, numbers.Number)) or value is None:
         return [value] * n
     value = list(value)
@@ -160,8 +161,8 @@ def synthesize_many(
     from tqdm.auto import tqdm
 
     texts = list(texts)
-    voices = _per_item(voice, len(texts), "voice")
-    speeds, pitches = _per_item(speed, len(texts), "speed"), _per_item(pitch, len(texts), "pitch")
+    voices = per_item(voice, len(texts), "voice")
+    speeds, pitches = per_item(speed, len(texts), "speed"), per_item(pitch, len(texts), "pitch")
     espeak_binary()  # fail early, before any worker starts
     for name in set(voices):
         _check_variant(name)
