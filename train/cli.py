@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "demo": "voxlm.train.demo",
     "push": "voxlm.hub_cards.push",
     "classify": "voxlm.train.classify_command",
+    "chat": "voxlm.chat.command",
 }
 
 
