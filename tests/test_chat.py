@@ -1,5 +1,10 @@
 """`voxlm chat` without a browser: the engine's streaming, timings, errors and sessions, the Space, the command."""
 
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -255,6 +260,64 @@ def test_shipped_folder_is_recognised_by_its_adapter(tmp_path):
     save_file({**adapter, name: adapter[name] + 1}, str(tmp_path / "other.safetensors"))
     assert not _holds_adapter(tmp_path / "model", tmp_path / "other.safetensors")
     assert not _holds_adapter(tmp_path / "nothing", tmp_path / "adapter.safetensors")
+
+
+# ----------------------------------------------------------------------------------------------- the Space
+def test_space_runs_the_page_without_voxlm(run_dir, tmp_path):
+    from voxlm.chat.space import PACKAGE, write_space
+
+    space = tmp_path / "space"
+    files = write_space(space, "voxlm-test/tiny-voxlm", model=str(run_dir), license="apache-2.0")
+    assert files == ["README.md", "app.py", "requirements.txt", f"{PACKAGE}/__init__.py", f"{PACKAGE}/app.py",
+                     f"{PACKAGE}/engine.py"]  # fmt: skip
+    for path in (space / PACKAGE).glob("*.py"):  # the page's code imports only itself and public packages
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                assert not node.module.startswith("voxlm"), (path.name, node.module)
+            if isinstance(node, ast.Import):
+                assert not any(alias.name.startswith("voxlm") for alias in node.names), path.name
+    card = (space / "README.md").read_text()
+    assert 'sdk: "gradio"' in card and 'app_file: "app.py"' in card and "voxlm-test/tiny-voxlm" in card
+    assert "gradio" not in (space / "requirements.txt").read_text()  # the Space's sdk_version installs it
+    # The Space's app builds the page in a process where only the Space folder provides the page's code.
+    script = (
+        "import sys; sys.modules['voxlm'] = None; import app; "
+        "print(type(app.demo).__name__, app.engine.has_cascade, app.demo.analytics_enabled)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=space, capture_output=True, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["Blocks", "False", "False"]
+
+
+def test_push_space_dry_run_and_upload(run_dir, tmp_path, monkeypatch, capsys):
+    from huggingface_hub import HfApi
+
+    from voxlm.train.cli import main
+
+    out = tmp_path / "export"
+    assert main(["push", str(run_dir), "voxlm-test/tiny-voxlm", "--dry-run", str(out), "--space"]) == 0
+    printed = capsys.readouterr().out
+    space = Path(f"{out}-space")
+    assert "Space voxlm-test/tiny-voxlm-chat" in printed and (space / "app.py").is_file()
+    app = (space / "app.py").read_text()
+    assert "MODEL = 'voxlm-test/tiny-voxlm'" in app
+    assert "ASR_MODEL = 'openai/whisper-tiny'" in app  # run_info names the Whisper encoder: the cascade comes too
+    assert not (out / "app.py").exists()  # the model repository stays as it was
+
+    monkeypatch.setenv("HF_TOKEN", "hf_notARealToken")
+    api = mock.MagicMock(spec=HfApi)
+    api.list_repo_files.return_value = [".gitattributes"]
+    api.create_commit.return_value = mock.MagicMock(commit_url="https://huggingface.co/c/1", pr_url=None)
+    with mock.patch("huggingface_hub.HfApi", return_value=api):
+        assert main(["push", str(run_dir), "voxlm-test/tiny-voxlm", "--space", "voxlm-test/talk"]) == 0
+    assert [call.args[0] for call in api.create_commit.call_args_list] == ["voxlm-test/tiny-voxlm", "voxlm-test/talk"]
+    api.create_repo.assert_any_call("voxlm-test/talk", repo_type="space", private=False, exist_ok=True,
+                                    space_sdk="gradio")  # fmt: skip
+    space_files = {op.path_in_repo for op in api.create_commit.call_args_list[1].args[1]}
+    assert {"app.py", "requirements.txt", "README.md", "voxlm_chat/engine.py", "voxlm_chat/app.py"} <= space_files
+    assert api.create_commit.call_args_list[1].kwargs["repo_type"] == "space"
+    assert "Pushed the Space voxlm-test/talk" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------- the real cascade
