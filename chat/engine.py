@@ -226,6 +226,7 @@ class ChatEngine:
     def transcribe(self, clip: np.ndarray) -> str:
         """Whisper's transcript of a clip; clips longer than its 30 s window are transcribed window after window
         (Whisper's long-form generation with timestamps), never cut."""
+        # Not `voxlm.train.speech.transcribe`: that one cuts at 30 s (short-form), and a Space has no voxlm.
         if not self.has_cascade:
             raise ValueError("No cascade: load the engine with `asr_model=` (`voxlm chat --cascade`).")
         extractor = self.asr_processor.feature_extractor
