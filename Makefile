@@ -3,13 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup demo test lint format
+.PHONY: setup demo chat test lint format
 
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/voxlm demo
+
+chat: setup
+	$(VENV)/bin/voxlm chat --cascade
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

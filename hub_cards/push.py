@@ -7,6 +7,9 @@ processor, the code files for `trust_remote_code`, the spoken-prompt pipeline, a
 upload left in the repository and this one no longer has (a stale shard index would otherwise shadow the new
 weights). The token is huggingface_hub's own (`hf auth login` or `HF_TOKEN`): voxlm only checks that there is one, and
 never prints or writes it.
+
+`--space [SPACE_ID]` also publishes a Gradio Space (default `<repo_id>-chat`) serving the `voxlm chat` page for the
+model: `app.py`, `requirements.txt` and the page's code (`--dry-run OUT_DIR` writes it to `OUT_DIR-space`).
 """
 
 import argparse
@@ -111,8 +114,10 @@ def upload_folder(
     commit_description: str | None = None,
     create_pr: bool = False,
     api=None,
+    repo_type: str = "model",
 ):
-    """Upload an exported folder in one commit; returns huggingface_hub's `CommitInfo`."""
+    """Upload an exported folder in one commit; returns huggingface_hub's `CommitInfo`. `repo_type="space"` creates
+    a Gradio Space."""
     from huggingface_hub import HfApi, get_token
 
     folder = Path(folder)
@@ -122,10 +127,11 @@ def upload_folder(
                 "No Hugging Face token found. Log in with `hf auth login` or set the HF_TOKEN environment variable."
             )
         api = HfApi()
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    space = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space)
     if revision and revision != "main":
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
-    existing = api.list_repo_files(repo_id, revision=revision)
+        api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type=repo_type)
+    existing = api.list_repo_files(repo_id, revision=revision, repo_type=repo_type)
     operations = commit_operations(folder, existing)
     return api.create_commit(
         repo_id,
@@ -134,6 +140,7 @@ def upload_folder(
         commit_description=commit_description,
         revision=revision,
         create_pr=create_pr,
+        repo_type=repo_type,
     )
 
 
@@ -151,6 +158,30 @@ def push(
     with tempfile.TemporaryDirectory(prefix="voxlm-push-") as tmp:
         result = export_folder(run_dir, tmp, repo_id, keep_lora=keep_lora, license=license)
         return upload_folder(result.folder, repo_id, **upload_kwargs)
+
+
+def export_space(run_dir: str | Path, out_dir: str | Path, repo_id: str, license: str | None = None) -> list[str]:
+    """Write the Space that serves the `voxlm chat` page for `repo_id` (see `voxlm.chat.space`). With a Whisper
+    encoder whose Hub id `run_info.json` records, the page also shows the Whisper -> LLM cascade."""
+    import json
+
+    from voxlm.chat.space import write_space
+
+    run_info = RunInfo.load(run_dir)
+    config = (
+        json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").is_file() else {}
+    )
+    audio = run_info.base_models.get("audio")
+    is_whisper = config.get("audio_config", {}).get("model_type") == "whisper"
+    asr_model = audio if is_whisper and audio and not Path(audio).exists() and audio.count("/") == 1 else None
+    return write_space(out_dir, repo_id, asr_model=asr_model, license=license or run_info.license)
+
+
+def push_space(run_dir: str | Path, repo_id: str, space_id: str, license: str | None = None, private: bool = False):
+    """Write the Space for `repo_id` and upload it to `space_id` in one commit; returns the `CommitInfo`."""
+    with tempfile.TemporaryDirectory(prefix="voxlm-space-") as tmp:
+        export_space(run_dir, tmp, repo_id, license=license)
+        return upload_folder(tmp, space_id, private=private, repo_type="space")
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -171,15 +202,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--commit-description", help="longer commit description")
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     parser.add_argument("--license", help="licence id for the card, overriding run_info.json (e.g. apache-2.0)")
+    parser.add_argument(
+        "--space",
+        nargs="?",
+        const="",
+        metavar="SPACE_ID",
+        help="also publish a Gradio Space with the `voxlm chat` page for the model (default id: <repo_id>-chat)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    space_id = None
+    if args.space is not None:
+        from voxlm.chat.space import space_id_for
+
+        space_id = args.space or space_id_for(args.repo_id)
     if args.dry_run:
         result = export_folder(args.run_dir, args.dry_run, args.repo_id, keep_lora=args.keep_lora, license=args.license)
         print(f"Dry run: {len(result.files)} files for {args.repo_id} in {result.folder} (LoRA: {result.lora})")
         for name in result.files:
             print(f"  {name}  ({(result.folder / name).stat().st_size:,} bytes)")
+        if space_id:
+            folder = Path(f"{Path(args.dry_run)}-space")
+            files = export_space(args.run_dir, folder, args.repo_id, license=args.license)
+            print(f"Dry run: {len(files)} files for the Space {space_id} in {folder}")
+            for name in files:
+                print(f"  {name}")
         return 0
     info = push(
         args.run_dir,
@@ -193,7 +242,10 @@ def run(args: argparse.Namespace) -> int:
         create_pr=args.create_pr,
     )
     print(f"Pushed {args.repo_id}: {info.pr_url or info.commit_url}")
+    if space_id:
+        info = push_space(args.run_dir, args.repo_id, space_id, license=args.license, private=args.private)
+        print(f"Pushed the Space {space_id}: {info.commit_url}")
     return 0
 
 
-__all__ = ["commit_operations", "export_folder", "push", "upload_folder"]
+__all__ = ["commit_operations", "export_folder", "export_space", "push", "push_space", "upload_folder"]

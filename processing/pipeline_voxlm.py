@@ -133,7 +133,8 @@ class VoxLMSpokenPromptPipeline(Pipeline):
                 messages, add_generation_prompt=True, tokenize=True, sampling_rate=sampling_rate, resample=True
             )
         # No chat template: every text and audio item of every turn, in order, one per line.
-        _, audio = processor._flatten_messages(messages)  # the processor reads audio given as paths
+        _, audio, rates = processor._flatten_messages(messages)  # the processor reads audio given as paths
+        audio, sampling_rate = processor._clips_at_one_rate(audio, rates, sampling_rate, resample=True)
         lines = []
         for message in messages:
             content = message["content"]

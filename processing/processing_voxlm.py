@@ -291,16 +291,21 @@ class VoxLMProcessor(ProcessorMixin):
 
         Audio items become the audio placeholder; text items are joined. With `tokenize=True` the rendered text
         and the collected audio go through `__call__` (or, with `return_labels=True`, labels are built so that
-        only the assistant turns are trained on).
+        only the assistant turns are trained on). Audio of several turns is taken in order. `sampling_rate` is the
+        rate of the arrays; an item may give its own (`{"type": "audio", "audio": array, "sampling_rate": 8000}`),
+        and files are read at the processor's rate.
         """
         batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
         conversations = conversation if batched else [conversation]
         template = chat_template or self.chat_template
-        flat, clips = [], []
+        flat, clips, rates = [], [], []
         for messages in conversations:
-            messages, audio = self._flatten_messages(messages)
+            messages, audio, audio_rates = self._flatten_messages(messages)
             flat.append(messages)
             clips += audio
+            rates += audio_rates
+        if return_labels or tokenize:
+            clips, sampling_rate = self._clips_at_one_rate(clips, rates, sampling_rate, **kwargs)
         if return_labels:
             samples = [self._assistant_segments(messages, template) for messages in flat]
             return self.encode_segments(samples, clips or None, sampling_rate=sampling_rate, **kwargs)
@@ -314,13 +319,14 @@ class VoxLMProcessor(ProcessorMixin):
             messages, chat_template=template, add_generation_prompt=add_generation_prompt, tokenize=False
         )
 
-    def _flatten_messages(self, messages: list[dict]) -> tuple[list[dict], list]:
-        """Content lists -> strings with audio placeholders, and the audio they reference, in order.
+    def _flatten_messages(self, messages: list[dict]) -> tuple[list[dict], list, list[int | None]]:
+        """Content lists -> strings with audio placeholders, the audio they reference, in order, and each clip's
+        sampling rate where known (files are read at the processor's rate; an item may name its own).
 
         An audio item followed by text is separated from it by a line break (`"<|audio|>\\nTranscribe..."`), the
         layout VoxLM's training recipes use.
         """
-        flat, audio = [], []
+        flat, audio, rates = [], [], []
         for message in messages:
             content = message.get("content")
             if isinstance(content, str) or content is None:
@@ -332,7 +338,12 @@ class VoxLMProcessor(ProcessorMixin):
                     source = next((item[key] for key in ("audio", "path", "url") if key in item), None)
                     if source is None:
                         raise ValueError("An audio content item needs an `audio` array or a `path`/`url`.")
-                    audio.append(load_audio(source, self.sampling_rate) if isinstance(source, str) else source)
+                    if isinstance(source, str):
+                        audio.append(load_audio(source, self.sampling_rate))
+                        rates.append(self.sampling_rate)
+                    else:
+                        audio.append(source)
+                        rates.append(item.get("sampling_rate"))
                     parts.append(self.audio_token)
                 elif item.get("type") == "text":
                     parts.append(item["text"])
@@ -343,7 +354,27 @@ class VoxLMProcessor(ProcessorMixin):
                 for part, following in zip(parts, [*parts[1:], self.audio_token])
             )
             flat.append({**message, "content": text})
-        return flat, audio
+        return flat, audio, rates
+
+    def _clips_at_one_rate(
+        self,
+        clips: list,
+        rates: list[int | None],
+        sampling_rate: int | None,
+        resample: bool = False,
+        downmix: bool = False,
+        **kwargs,
+    ) -> tuple[list, int | None]:
+        """Clips of different known rates (a file beside an array, items naming their rates) -> clips checked one
+        by one at their own rate, all at the processor's rate; otherwise unchanged. No clip is resampled twice."""
+        given = sampling_rate or self.sampling_rate
+        if all(rate is None or rate == given for rate in rates):
+            return clips, sampling_rate
+        checked = [
+            self._check_clip(index, clip, rate or given, resample, downmix)
+            for index, (clip, rate) in enumerate(zip(clips, rates))
+        ]
+        return checked, self.sampling_rate
 
     def _assistant_segments(self, messages: list[dict], template: str | None) -> list[tuple[str, bool]]:
         """Split a rendered conversation into non-target and assistant (target) segments."""

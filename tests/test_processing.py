@@ -147,6 +147,34 @@ def test_audio_from_a_file_path(whisper_pair, tmp_path):
     assert inputs["input_features_mask"].sum() == 100
 
 
+def test_multi_turn_audio_of_different_rates_is_resampled_once(whisper_pair, tmp_path):
+    """A file in one turn, arrays at other rates in later turns: each clip is converted from its own rate."""
+    from voxlm.processing.audio_checks import load_audio, resample_clip
+
+    _, processor = whisper_pair
+    path = tmp_path / "first.wav"
+    soundfile.write(path, tone(1.0, sampling_rate=22050), 22050)
+    second, third = tone(2.0, sampling_rate=48000, seed=1), tone(0.5, sampling_rate=8000, seed=2)
+    conversation = [
+        {"role": "user", "content": [{"type": "audio", "path": str(path)}, {"type": "text", "text": "transcribe"}]},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": [{"type": "audio", "audio": second}]},  # at the call's rate
+        {"role": "assistant", "content": "world"},
+        {"role": "user", "content": [{"type": "audio", "audio": third, "sampling_rate": 8000}]},
+    ]
+    inputs = processor.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=True, sampling_rate=48000, resample=True
+    )
+    clips = [load_audio(str(path), SR), resample_clip(second, 48000, SR), resample_clip(third, 8000, SR)]
+    text = processor.apply_chat_template(conversation, add_generation_prompt=True)
+    expected = processor(text=text, audio=clips, sampling_rate=SR)
+    assert inputs["input_features_mask"].sum(-1).tolist() == [100, 200, 50]
+    for key in ("input_ids", "input_features", "input_features_mask"):
+        assert torch.equal(inputs[key], expected[key]), key
+    with pytest.raises(ValueError, match="Audio clip 2 is sampled at 8000 Hz"):  # resampling stays opt-in
+        processor.apply_chat_template(conversation, tokenize=True, sampling_rate=SR)
+
+
 def test_processor_round_trip(whisper_pair, tmp_path):
     _, processor = whisper_pair
     processor.save_pretrained(tmp_path)

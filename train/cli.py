@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "demo": "voxlm.train.offline.demo",
     "push": "voxlm.hub_cards.push",
     "classify": "voxlm.train.classify.command",
+    "chat": "voxlm.chat.command",
 }
 
 
