@@ -82,6 +82,10 @@ def bad_no_budget(config):
     del stages(config)[1]["max_steps"]
 
 
+def bad_augment(config):
+    config["augment"] = {"noise": {"p": 0.3}, "echo": {"p": 1.0}}
+
+
 def bad_run_info(config):
     config["final"] = {"run_info": {"licence": "mit"}}
 
@@ -98,6 +102,7 @@ def bad_run_info(config):
         (bad_lora_before_added, r"Stage 'adapter' trains `lora` but no LoRA has been added yet; add `lora:"),
         (bad_lora_twice, r"Stage 'multitask' adds LoRA but stage 'lora_asr' already has it"),
         (bad_unknown_dataset, r"Stage 'multitask' uses data set 'slots', which is not defined under `datasets:`"),
+        (bad_augment, r"Unknown augmentation effect\(s\) \['echo'\]; the effects are"),
         (bad_unknown_key, r"stage 'adapter': unknown key\(s\) \['max_step'\]; allowed keys are"),
         (bad_no_budget, r"Stage 'lora_asr': give a budget, `max_steps: N`"),
         (bad_run_info, r"final.run_info: unknown key\(s\) \['licence'\]; allowed keys are .*'license'"),

@@ -203,3 +203,30 @@ def test_bare_arrays_with_a_sampling_rate_column(tmp_path):
     mixture = TaskMixture([Source(spec, dataset, build_tasks()["asr"])])
     assert mixture[0]["audio"].shape == (8000,) and mixture[1]["audio"].shape == (4000,)  # resampled to 16 kHz
     assert mixture[0]["source"] == "bare"
+
+
+def test_training_augmentation_is_fresh_every_epoch_and_replays_exactly(saved_dataset):
+    from voxlm.train.core.augment import AugmentSpec
+
+    spec = DatasetSpec(path=saved_dataset, task="asr", name="asr")
+    tasks = build_tasks()
+    dataset = load_dataset_spec(spec)
+    noisy = AugmentSpec.from_dict({"noise": {"p": 1.0, "snr_db": [10.0, 10.0]}, "gain": {"p": 0.0},
+                                   "speed": {"p": 0.0}, "reverb": {"p": 0.0}, "babble": {"p": 0.0},
+                                   "telephone": {"p": 0.0}, "codec": {"p": 0.0}})  # fmt: skip
+    plain = TaskMixture([Source(spec, dataset, tasks["asr"])], seed=0)
+    augmented = TaskMixture([Source(spec, dataset, tasks["asr"], augment=noisy)], seed=0)
+    clean = plain[3]["audio"]
+    first = augmented[3]["audio"]
+    assert first.shape == clean.shape and not np.allclose(first, clean)
+    # The noise sits 10 dB below the speech: the difference has a tenth of the clip's power.
+    assert np.mean((first - clean) ** 2) / np.mean(clean**2) == pytest.approx(0.1, rel=0.05)
+    np.testing.assert_array_equal(augmented[3]["audio"], first)  # same example, same epoch: the same draw
+    augmented.set_epoch(1)
+    assert not np.allclose(augmented[3]["audio"], first)  # another epoch: new noise
+    assert augmented[3]["target"] == plain[3]["target"] and augmented[3]["instruction"] == plain[3]["instruction"]
+
+
+def test_a_bad_augmentation_key_fails_when_the_spec_is_read(saved_dataset):
+    with pytest.raises(ValueError, match=r"Unknown augmentation effect\(s\) \['nosie'\]"):
+        DatasetSpec.from_dict("asr", {"path": saved_dataset, "augment": {"nosie": {"p": 0.5}}})

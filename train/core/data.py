@@ -49,6 +49,8 @@ class DatasetSpec:
         max_samples: keep only the first `max_samples` rows.
         sampling_rate: the rate of bare audio arrays (cells that are plain float lists without a rate).
         data_files: passed to `datasets.load_dataset` with local files.
+        augment: acoustic augmentation of this data set when it trains (`voxlm.train.core.augment.AugmentSpec`
+            as a dict, e.g. `{noise: {p: 0.3}}`); `{}` turns a recipe-wide `augment:` off for this data set.
     """
 
     path: str
@@ -62,6 +64,7 @@ class DatasetSpec:
     max_samples: int | None = None
     sampling_rate: int | None = None
     data_files: str | list | dict | None = None
+    augment: dict | None = None
     name: str = ""
 
     @classmethod
@@ -73,6 +76,10 @@ class DatasetSpec:
         if "path" not in values:
             raise ValueError(f"Data set {name!r} needs `path`: a Hub data set name or a local folder/file.")
         spec = cls(name=name, **values)
+        if spec.augment:
+            from .augment import AugmentSpec
+
+            AugmentSpec.from_dict(spec.augment)  # fails now, naming the bad key, rather than when training starts
         if spec.weight <= 0:
             raise ValueError(f"Data set {name!r}: `weight` must be > 0, got {spec.weight}.")
         return spec
@@ -264,13 +271,33 @@ class Source:
     dataset: object  # datasets.Dataset or IterableDataset with canonical columns
     task: object  # voxlm.train.core.tasks.Task
     weight: float = 1.0
+    augment: object = None  # voxlm.train.core.augment.AugmentSpec: applied when examples are drawn for training
 
 
-def _example(source: Source, row: dict, rng: np.random.Generator, sampling_rate: int) -> dict:
-    values = {**source.spec.fields, **row}
+def _clip(source: Source, values: dict, sampling_rate: int) -> np.ndarray:
     rate = values.get("sampling_rate") or source.spec.sampling_rate  # a per-row rate column beside bare arrays
+    return read_audio(values[AUDIO], sampling_rate, int(rate) if rate else None)
+
+
+def _example(
+    source: Source,
+    row: dict,
+    rng: np.random.Generator,
+    sampling_rate: int,
+    augment_rng: np.random.Generator | None = None,
+    babble_pool: Callable[[np.random.Generator], list[np.ndarray]] | None = None,
+) -> dict:
+    """One example of `source`; with `source.augment`, its audio is augmented with `augment_rng` (and a babble pool of
+    other clips of the source, drawn by `babble_pool(rng)` only when babble is chosen)."""
+    values = {**source.spec.fields, **row}
+    audio = _clip(source, values, sampling_rate)
+    if source.augment is not None:
+        from .augment import augment
+
+        pool = babble_pool(augment_rng) if babble_pool is not None and source.augment.babble.p > 0 else None
+        audio, _ = augment(audio, augment_rng, source.augment, babble_pool=pool)
     return {
-        "audio": read_audio(values[AUDIO], sampling_rate, int(rate) if rate else None),
+        "audio": audio,
         "instruction": source.task.sample_prompt(values, rng),
         "target": source.task.format_target(values),
         "task": source.task.name,
@@ -317,6 +344,10 @@ class TaskMixture(torch.utils.data.Dataset):
             for source in self.sources
         ]
         self._seconds = None
+        self.epoch = 0  # set by the trainer at each epoch: augmentation differs from epoch to epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -329,7 +360,22 @@ class TaskMixture(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         source_index, row = self.locate(index)
         rng = np.random.default_rng([self.seed, int(index)])
-        return _example(self.sources[source_index], self._formatted[source_index][row], rng, self.sampling_rate)
+        # Augmentation is seeded by the example and the epoch: the same in a resumed run, new in every epoch.
+        augment_rng = np.random.default_rng([self.seed, int(index), self.epoch, 1])
+        return _example(
+            self.sources[source_index],
+            self._formatted[source_index][row],
+            rng,
+            self.sampling_rate,
+            augment_rng,
+            lambda pool_rng: self._babble_pool(source_index, pool_rng),
+        )
+
+    def _babble_pool(self, source_index: int, rng: np.random.Generator, size: int = 8) -> list[np.ndarray]:
+        """Other clips of the same data set, chosen by `rng` (babble is made of them)."""
+        source, table = self.sources[source_index], self._formatted[source_index]
+        rows = rng.choice(int(self.sizes[source_index]), size=min(size, int(self.sizes[source_index])), replace=False)
+        return [_clip(source, {**source.spec.fields, **table[int(row)]}, self.sampling_rate) for row in rows]
 
     @property
     def seconds(self) -> np.ndarray:
@@ -433,8 +479,10 @@ class StreamingTaskMixture(torch.utils.data.IterableDataset):
                 if row is None:
                     raise ValueError(f"Streamed data set {self.sources[number].spec.name!r} yields no rows.")
             example_rng = np.random.default_rng([self.seed, shard, position])
+            augment_rng = np.random.default_rng([self.seed, shard, position, 1])
             position += 1
-            yield _example(self.sources[number], row, example_rng, self.sampling_rate)
+            # No babble in streams: other rows cannot be read at random (the effect is skipped).
+            yield _example(self.sources[number], row, example_rng, self.sampling_rate, augment_rng)
 
 
 # ---------------------------------------------------------------------------------------------- collation

@@ -28,13 +28,17 @@ class SamplerEpochCallback(TrainerCallback):
     step, the same way `Trainer` decides which epoch to resume in, so a resumed run replays the same batches.
     """
 
-    def __init__(self, sampler: BudgetBatchSampler, gradient_accumulation_steps: int = 1):
+    def __init__(self, sampler: BudgetBatchSampler, gradient_accumulation_steps: int = 1, dataset=None):
         self.sampler = sampler
         self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.dataset = dataset  # told the epoch too, when it can use it (fresh augmentation every epoch)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         steps_per_epoch = max(math.ceil(len(self.sampler) / self.gradient_accumulation_steps), 1)
-        self.sampler.set_epoch(state.global_step // steps_per_epoch)
+        epoch = state.global_step // steps_per_epoch
+        self.sampler.set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
 
 class VoxLMTrainer(Trainer):
@@ -69,7 +73,9 @@ class VoxLMTrainer(Trainer):
         if train_batch_sampler is not None:
             train_batch_sampler.num_replicas = max(1, self.args.world_size)
             train_batch_sampler.rank = self.args.process_index if self.args.world_size > 1 else 0
-            self.add_callback(SamplerEpochCallback(train_batch_sampler, self.args.gradient_accumulation_steps))
+            self.add_callback(
+                SamplerEpochCallback(train_batch_sampler, self.args.gradient_accumulation_steps, self.train_dataset)
+            )
 
     def _loader_kwargs(self) -> dict:
         return {

@@ -160,6 +160,7 @@ class CurriculumConfig:
     callbacks: list[str] = field(default_factory=list)
     strict_curriculum: bool = True
     keep_checkpoints: bool = False  # a finished stage's checkpoints only serve to resume it: removed by default
+    augment: dict | None = None  # acoustic augmentation of every training data set (voxlm.train.core.augment)
 
     @classmethod
     def from_dict(cls, values: dict) -> "CurriculumConfig":
@@ -176,6 +177,10 @@ class CurriculumConfig:
                     raise ValueError(f"stage {number}: each stage needs at least `name` and `datasets`.")
             values["stages"] = [from_dict(StageSpec, f"stage {stage['name']!r}", stage) for stage in values["stages"]]
         config = from_dict(cls, "config", values)
+        if config.augment:
+            from voxlm.train.core.augment import AugmentSpec
+
+            AugmentSpec.from_dict(config.augment)  # a bad effect or key fails before anything trains
         from voxlm.hub_cards import RunInfo
 
         check_keys("config.final.run_info", config.final.run_info, RunInfo.__dataclass_fields__)
@@ -541,8 +546,13 @@ class Curriculum:
         return result
 
     def _weighted(self, name: str, weight: float) -> Source:
+        """A training source: its stage weight, and its augmentation (its own `augment:`, else the recipe's)."""
+        from voxlm.train.core.augment import AugmentSpec
+
         source = self.sources[name]
-        return Source(source.spec, source.dataset, source.task, weight)
+        settings = source.spec.augment if source.spec.augment is not None else self.config.augment
+        augment = AugmentSpec.from_dict(settings) if settings else None
+        return Source(source.spec, source.dataset, source.task, weight, augment)
 
     def _train_data(self, plan: StagePlan, processor, model_config, seed: int):
         """The stage's training data and batch sampler: a weighted `TaskMixture` with budgeted length-grouped
