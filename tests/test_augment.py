@@ -194,11 +194,13 @@ def test_augment_refuses_silent_or_bad_clips():
 
 
 # ---------------------------------------------------------------------------------------------- specs
-def test_spec_from_dict_keeps_defaults_and_round_trips():
-    spec = aug.AugmentSpec.from_dict({"noise": {"p": 0.5, "snr_db": [0, 10], "colors": "pink"}})
-    assert spec.noise == aug.Noise(p=0.5, snr_db=(0.0, 10.0), colors=("pink",)) and spec.reverb == aug.Reverb()
+def test_spec_from_dict_turns_on_only_the_named_effects_and_round_trips():
+    spec = aug.AugmentSpec.from_dict({"noise": {"p": 0.5, "snr_db": [0, 10], "colors": "pink"}, "gain": {}})
+    assert spec.noise == aug.Noise(p=0.5, snr_db=(0.0, 10.0), colors=("pink",)) and spec.reverb == aug.Reverb(p=0.0)
+    assert spec.gain == aug.Gain()  # named without settings: its defaults, probability included
     assert aug.AugmentSpec.from_dict(spec.to_dict()) == spec
-    assert aug.AugmentSpec.from_dict(None) == aug.AugmentSpec()
+    assert aug.AugmentSpec.from_dict(aug.AugmentSpec().to_dict()) == aug.AugmentSpec()
+    assert aug.AugmentSpec.from_dict(None) == aug.AugmentSpec.off()
 
 
 @pytest.mark.parametrize(

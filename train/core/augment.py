@@ -7,7 +7,8 @@ telephone line or a low-bitrate codec, one at most) and the recording level (gai
     spec = AugmentSpec.from_dict(yaml.safe_load(open("recipe.yaml"))["augment"])
     noisy, applied = augment(clip, seed=1234, spec=spec, babble_pool=other_clips)   # applied: ["reverb", "noise"]
 
-A recipe gives, per effect, its probability `p` and the ranges to draw from (here: the defaults)::
+A recipe gives, per effect it wants, its probability `p` and the ranges to draw from (here: the defaults; an effect
+the recipe does not name is off)::
 
     speed:     {p: 0.3, factor: [0.9, 1.1]}        # Kaldi's speed perturbation: resampled, so pitch moves too
     reverb:    {p: 0.3, rt60: [0.2, 0.8], direct_to_reverberant_db: [0.0, 10.0]}
@@ -209,14 +210,16 @@ class AugmentSpec:
 
     @classmethod
     def from_dict(cls, config: Mapping | None) -> "AugmentSpec":
-        """Build from `{effect: {key: value}}`; effects left out keep their defaults, `{effect: {p: 0}}` turns one
-        off. Unknown effects or keys raise a ValueError naming the allowed ones."""
+        """Build from `{effect: {key: value}}`, as a recipe writes it: only the effects named are on (an effect's
+        keys left out keep their defaults, `p` included), so a recipe never augments with an effect it does not
+        show. Unknown effects or keys raise a ValueError naming the allowed ones. `AugmentSpec()` is every effect at
+        its default."""
         config = dict(config or {})
         effects = {field.name: type(field.default) for field in dataclasses.fields(cls)}
         unknown = set(config) - set(effects)
         if unknown:
             raise ValueError(f"Unknown augmentation effect(s) {sorted(unknown)}; the effects are {list(effects)}.")
-        built = {}
+        built = {name: effect_class(p=0.0) for name, effect_class in effects.items()}
         for name, settings in config.items():
             effect_class = effects[name]
             if not isinstance(settings, Mapping):
