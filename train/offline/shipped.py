@@ -111,20 +111,13 @@ def build_questions(folder: Path, seed: int = 0) -> None:
     _save(folder, "qa_heldout", lambda: questions("held_out", heldout_voices(), 1, 4))
 
 
-def build_data(folder: Path, sentences: int = 6000, continued: int = 3000, seed: int = 0, processes: int = 1) -> None:
-    """The data sets of the shipped recipe, saved with `save_to_disk` under `folder` (existing ones are reused)."""
-    from voxlm.train.offline.assets import smollm2_dir
-    from voxlm.train.offline.sentences import sentences as make_sentences
-    from voxlm.train.offline.speech import synthetic_speech_dataset
+def build_data(folder: Path, seed: int = 0, processes: int = 1) -> None:
+    """The training and evaluation sets of the shipped recipe under `folder` (see `shipped_data`); finished sets and
+    shards are reused, so a killed build continues where it stopped."""
+    from .shipped_data import build_eval_data, build_training_data
 
-    folder.mkdir(parents=True, exist_ok=True)
-    texts = make_sentences(sentences, "train", seed)
-    _save(folder, "asr_train", lambda: synthetic_speech_dataset(texts, training_voices(), seed=seed))
-    if not (folder / "continue_train" / "state.json").is_file():
-        written = continuations(texts[:continued], folder / "blsp", smollm2_dir(), processes)
-        spoken = synthetic_speech_dataset(texts[:continued], training_voices(), seed=seed + 1)
-        _save(folder, "continue_train", lambda: spoken.add_column("continuation", written))
-    build_questions(folder, seed)
+    build_training_data(folder, seed, processes)
+    build_eval_data(folder, seed)
 
 
 # --------------------------------------------------------------------------------------------------- train
@@ -265,12 +258,10 @@ def untrained(audio_model=None, text_model=None, dtype: torch.dtype = torch.floa
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m voxlm.train.offline.shipped", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    data = commands.add_parser("data", help="build the data sets (espeak-ng speech, SmolLM2 continuations)")
+    data = commands.add_parser("data", help="build the data sets (synthetic speech, SmolLM2 continuations)")
     run = commands.add_parser("train", help="build the data if needed, then run the recipe")
     for sub in (data, run):
         sub.add_argument("--data", type=Path, default=Path("runs/shipped-data"), help="folder of the data sets")
-        sub.add_argument("--sentences", type=int, default=6000, help="ASR training sentences")
-        sub.add_argument("--continued", type=int, default=3000, help="sentences with SmolLM2 continuations")
         sub.add_argument("--processes", type=int, default=1, help="data-parallel processes")
         sub.add_argument("--seed", type=int, default=0)
     run.add_argument("--output", type=Path, default=Path("runs/shipped"), help="the run's output folder")
@@ -285,7 +276,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.set_verbosity_warning()
     if args.command in ("data", "train"):
-        build_data(args.data, args.sentences, args.continued, args.seed, args.processes)
+        build_data(args.data, args.seed, args.processes)
     if args.command == "train":
         timing = train(args.data, args.output, args.processes, args.resume)
         print(f"trained in {timing['wall_seconds'] / 3600:.2f} h wall, {timing['cpu_seconds'] / 3600:.2f} CPU-hours")
