@@ -80,3 +80,16 @@ def test_unknown_metric_names_the_choices(tmp_path):
         metric_path("rouge")
     assert load_metric(str(METRICS_DIR / "wer")).compute(predictions=["a b"], references=["a b"])["wer"] == 0.0
     assert np.isinf(compute_metric("wer", ["a"], [""])["wer"])
+
+
+def test_hallucination_rate_counts_answers_with_no_content_word_of_the_reference():
+    from voxlm.train.core.metrics import hallucination_rate
+
+    references = ["He was not an ill disposed young man.", "Go forward ten meters.", "It is what it is.", "Paris"]
+    hypotheses = ["He was not an angel of God.", "The company has a new project.", "Anything at all.", "paris!"]
+    # 1 and 2 share only stop words ("he", "was", "not", "an") or nothing; 3's reference is all stop words and is left
+    # out; 4 shares "paris".
+    assert hallucination_rate(references, hypotheses) == pytest.approx(2 / 3)
+    assert hallucination_rate(["the red kettle"], ["a kettle"]) == 0.0
+    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
+        hallucination_rate(["a b", "c d"], ["a b"])

@@ -55,4 +55,20 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     return scores["wer"]
 
 
-__all__ = ["METRICS", "METRICS_DIR", "compute_metric", "load_metric", "metric_path", "word_error_rate"]
+def hallucination_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """The share of `hypotheses` that share no content word with their reference (after Whisper's English
+    normaliser; stop words do not count): answers about something that was not said (the `wer` module)."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"Got {len(references)} references but {len(hypotheses)} hypotheses.")
+    return compute_metric("wer", hypotheses, references)["hallucination_rate"]
+
+
+__all__ = [
+    "METRICS",
+    "METRICS_DIR",
+    "compute_metric",
+    "hallucination_rate",
+    "load_metric",
+    "metric_path",
+    "word_error_rate",
+]

@@ -7,6 +7,7 @@ Load it offline from its folder: `evaluate.load("/path/to/voxlm/train/core/metri
 import datasets
 import evaluate
 import jiwer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
 
 _DESCRIPTION = """
@@ -25,7 +26,9 @@ Args:
         `normalizer.json`); none by default.
 Returns:
     `wer` (float), `cer` (float, character error rate on the normalised text), `words` (reference words),
-    `substitutions`, `deletions`, `insertions` (counts).
+    `substitutions`, `deletions`, `insertions` (counts), and `hallucination_rate`: the share of predictions that
+    share no content word (a word outside scikit-learn's English stop words) with their reference, among the
+    references that have one: answers about something that was not said.
 Example:
     >>> metric = evaluate.load("path/to/metrics/wer")
     >>> metric.compute(predictions=["Hello, world!"], references=["hello world"])["wer"]
@@ -67,6 +70,16 @@ def _error_counts(references, predictions, unit):
     return substitutions, deletions, insertions, total
 
 
+def _content_words(text):
+    return set(text.split()) - ENGLISH_STOP_WORDS
+
+
+def _hallucination_rate(references, predictions):
+    pairs = [(_content_words(r), _content_words(p)) for r, p in zip(references, predictions)]
+    pairs = [(r, p) for r, p in pairs if r]
+    return sum(not (r & p) for r, p in pairs) / len(pairs) if pairs else 0.0
+
+
 def _rate(errors, total):
     if total == 0:
         return 0.0 if errors == 0 else float("inf")
@@ -99,4 +112,5 @@ class Wer(evaluate.Metric):
             "substitutions": substitutions,
             "deletions": deletions,
             "insertions": insertions,
+            "hallucination_rate": _hallucination_rate(references, predictions),
         }
