@@ -17,15 +17,18 @@ class OverlapEmbedder:
 
 
 def eval_data():
+    questions = {
+        "audio": [None, None],
+        "text": ["what colour is the sky", "how many legs has a cat"],
+        "answer": ["blue", "four"],
+        "aliases": [[], ["4"]],
+    }
     return {
-        "heldout": {"audio": [None, None], "text": ["the cat sat", "a red door"]},
+        "heldout_engine": {"audio": [None, None], "text": ["the cat sat", "a red door"]},
         "real": {"audio": [None], "text": ["good morning to you"]},
-        "questions": {
-            "audio": [None, None],
-            "text": ["what colour is the sky", "how many legs has a cat"],
-            "answer": ["blue", "four"],
-            "aliases": [[], ["4"]],
-        },
+        "templates": {"audio": [None], "text": ["open the window"]},
+        "open_questions": questions,
+        "template_questions": {**questions, "answer": ["green", "four"]},
     }
 
 
@@ -40,39 +43,45 @@ def test_workdir_remembers_finished_steps_across_instances(tmp_path):
     assert not (tmp_path / "demo" / "state.tmp").exists()  # written atomically through a temporary file
 
 
-def test_score_measures_repeat_wer_similarity_and_qa_accuracy():
+def test_score_measures_repeat_wer_unrelated_answers_similarity_and_qa_accuracy():
     data = eval_data()
-    reference = {"continue_heldout": ["x y", "p q"], "continue_real": ["m n"]}
+    reference = {"continue_templates": ["x y"], "continue_real": ["m n"]}
     responses = {
-        "repeat_heldout": ["The cat sat.", "a blue door"],  # 1 substitution in 6 words
+        "repeat_heldout_engine": ["The cat sat.", "a blue lamp"],  # 2 substitutions in 6 words; one shares nothing
         "repeat_real": ["good morning"],  # 2 deletions in 4 words
-        "continue_heldout": ["x y", "p z"],
+        "repeat_templates": ["open the window"],
+        "continue_templates": ["x y"],
         "continue_real": ["nothing"],
-        "answer": ["It is blue.", "4"],
+        "answer_open": ["It is blue.", "4"],
+        "answer_templates": ["blue", "four"],
     }
-    scores = demo.score(responses, data, reference, OverlapEmbedder())
-    assert scores["repeat_wer_heldout"] == pytest.approx(1 / 6)
-    assert scores["repeat_wer_real"] == pytest.approx(0.5)
-    assert scores["continuation_similarity"] == pytest.approx((1 + 0.5 + 0) / 3)
-    assert scores["qa_accuracy"] == 1.0
-    responses["answer"] = ["green", "three"]
-    assert demo.score(responses, data, reference, OverlapEmbedder())["qa_accuracy"] == 0.0
+    scores = demo.score(responses, eval_data(), reference, OverlapEmbedder())
+    assert scores["wer_heldout_engine"] == pytest.approx(2 / 6)
+    assert scores["hallucination_heldout_engine"] == pytest.approx(1 / 2)
+    assert scores["wer_real"] == pytest.approx(0.5) and scores["hallucination_real"] == 0.0
+    assert scores["wer_templates"] == 0.0
+    assert scores["continuation_similarity"] == pytest.approx((1 + 0) / 2)
+    assert scores["qa_open"] == 1.0 and scores["qa_templates"] == 0.5
+    # Whisper's transcripts alone: WER columns only; a set that was not built is left out.
+    heard = demo.transcript_scores({"real": ["good morning to you"]}, data)
+    assert heard == {"wer_real": 0.0, "hallucination_real": 0.0}
 
 
-def test_table_lists_every_system_and_metric():
-    scores = {"VoxLM": dict.fromkeys(("repeat_wer_heldout", "repeat_wer_real", "continuation_similarity"), 0.25)}
-    scores["VoxLM"]["qa_accuracy"] = 0.875
+def test_table_lists_every_system_and_metric_and_marks_missing_ones():
+    scores = {"VoxLM": dict.fromkeys((key for key, _ in demo.COLUMNS), 0.25), "Whisper": {"wer_real": 0.875}}
     text = demo.table(scores)
     for _, title in demo.COLUMNS:
         assert title in text
-    assert "VoxLM" in text and "0.250" in text and "0.875" in text
+    assert "0.250" in text and "0.875" in text
+    whisper_row = next(line for line in text.splitlines() if line.startswith("Whisper"))
+    assert whisper_row.split().count("-") == len(demo.COLUMNS) - 1
 
 
 def test_rerun_reuses_every_finished_step_and_says_so(tmp_path, monkeypatch, capsys):
     workdir = tmp_path / "demo"
     (workdir / "model").mkdir(parents=True)
     (workdir / "model" / "config.json").write_text("{}")
-    scores = {name: dict.fromkeys((key for key, _ in demo.COLUMNS), 0.5) for name in (demo.SHIPPED, "cascade")}
+    scores = {name: dict.fromkeys((key for key, _ in demo.COLUMNS), 0.5) for name in (demo.SHIPPED, demo.CASCADE)}
     after = dict.fromkeys((key for key, _ in demo.COLUMNS), 0.25)
     state = {"model": True, "data": True, "scores": scores, "finetune": True, "after": after}
     (workdir / "state.json").write_text(json.dumps(state))
@@ -80,7 +89,7 @@ def test_rerun_reuses_every_finished_step_and_says_so(tmp_path, monkeypatch, cap
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished step ran again")
 
-    for step in ("save_shipped_folder", "save_untrained_folder", "build_eval_data", "speech_system", "finetune"):
+    for step in ("save_shipped_folder", "build_eval_data", "evaluate_systems", "speech_system", "finetune"):
         monkeypatch.setattr(demo, step, must_not_run)
     monkeypatch.setattr(demo, "load_eval_data", lambda folder: eval_data())
     monkeypatch.setenv("VOXLM_CACHE", str(tmp_path / "cache"))

@@ -3,17 +3,19 @@
 Steps (each is cached in the work folder, so a second run reuses them and an interrupted run continues):
 
 1. the offline base models (Whisper tiny.en, SmolLM2-135M-Instruct, all-MiniLM-L6-v2), converted once;
-2. the shipped VoxLM checkpoint (its adapter) assembled with them and saved as a Hub-ready folder with its card;
-3. held-out speech: sentences and spoken questions in espeak-ng voices never used in training (voices Whisper
-   tiny.en can hear), and the real recordings of the offline stack;
-4. evaluation of three systems: the shipped model (reloaded with `AutoModel.from_pretrained(folder,
-   trust_remote_code=True)` in a fresh process), the same architecture with an untrained adapter, and the cascade
-   Whisper tiny.en transcript -> SmolLM2; repeat-WER, continuation similarity and spoken-QA accuracy;
+2. the shipped VoxLM checkpoint (its adapter) assembled with them and saved as a Hub-ready folder with its card, and
+   the previous shipped checkpoint beside it;
+3. held-out speech nothing was trained on: WordNet's sentences (a held-out text source) and open spoken questions
+   in piper's voice (a held-out voice engine), template sentences and questions in held-out espeak-ng voices, and the
+   real recordings of the offline stack;
+4. evaluation of the shipped model (reloaded with `AutoModel.from_pretrained(folder, trust_remote_code=True)` in a
+   fresh process), the previous shipped model, and the cascade Whisper tiny.en transcript -> SmolLM2: repeat-WER and
+   the share of answers with no content word of what was said, continuation similarity, spoken-QA accuracy;
 5. a few minutes of fine-tuning on freshly synthesised speech through `accelerate launch -m voxlm.train.curriculum`;
 6. the fine-tuned model evaluated again.
 
 With `--audio-model/--text-model/--data` the same runs on Hub models and an ASR data set: the adapter is trained
-with the shipped recipe instead of loaded (a GPU is advisable).
+with the shipped recipe instead of loaded (a GPU is advisable), and compared with the cascade.
 """
 
 import argparse
@@ -39,8 +41,15 @@ TEXT_PROMPTS = {
 }
 SPEECH_PROMPTS = {"repeat": REPEAT, "continue": CONTINUE, "answer": ANSWER}
 MAX_NEW_TOKENS = {"repeat": 48, "continue": 48, "answer": 12}
-SETS = ("heldout", "real", "questions")
-SHIPPED = "VoxLM"  # held-out voices, real recordings, spoken questions (held-out voices)
+# The evaluation sets (voxlm.train.offline.shipped_data.build_eval_data): demo name -> data set folder.
+SETS = {
+    "heldout_engine": "eval_heldout_engine",  # WordNet sentences (held-out source) in piper's voice (held-out engine)
+    "real": "eval_real",  # real recordings
+    "templates": "eval_templates",  # held-out template sentences in held-out espeak-ng voices
+    "open_questions": "eval_open_questions",  # hand-written questions in piper's voice
+    "template_questions": "eval_template_questions",  # held-out template questions in held-out espeak-ng voices
+}
+SHIPPED, PREVIOUS, CASCADE, WHISPER = "VoxLM", "VoxLM previous", "cascade", "Whisper tiny.en transcript"
 
 
 def say(message: str) -> None:
@@ -67,29 +76,20 @@ class Workdir:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def build_eval_data(folder: Path, per_set: int, seed: int = 11, heldout_spec=None) -> None:
-    """Held-out sentences and questions in held-out voices (or `heldout_spec`, rows of the user's data set, for the
-    sentences), and the real recordings, as `save_to_disk` folders."""
-    from voxlm.train.offline.sentences import sentences, spoken_questions
-    from voxlm.train.offline.shipped import heldout_voices
-    from voxlm.train.offline.speech import recordings_dataset, synthetic_speech_dataset
+def build_eval_data(folder: Path, size: int, seed: int = 11, heldout_spec=None) -> None:
+    """The evaluation sets of the shipped recipe (`shipped_data.build_eval_data`), `size` rows each; with
+    `heldout_spec` (rows of the user's data set) as the `templates` set instead of template sentences."""
+    from voxlm.train.offline.shipped_data import build_eval_data as build_sets
 
-    voices = heldout_voices()
-    if heldout_spec is None:
-        texts = sentences(per_set, "held_out", seed)
-        synthetic_speech_dataset(texts, voices, seed=seed, progress=False).save_to_disk(str(folder / "heldout"))
-    else:
+    build_sets(folder, seed, size)
+    if heldout_spec is not None:
+        import shutil
+
         from voxlm.train.core.data import load_dataset_spec
 
-        load_dataset_spec(heldout_spec).select_columns(["audio", "text"]).save_to_disk(str(folder / "heldout"))
-    recordings_dataset().save_to_disk(str(folder / "real"))
-    rng = np.random.default_rng(seed)
-    pool = spoken_questions("held_out")
-    items = [pool[i] for i in rng.choice(len(pool), size=min(per_set, len(pool)), replace=False)]
-    questions = synthetic_speech_dataset([q.question for q in items], voices, seed=seed + 1, progress=False)
-    questions = questions.add_column("answer", [q.answer for q in items])
-    questions = questions.add_column("aliases", [list(q.aliases) for q in items])
-    questions.save_to_disk(str(folder / "questions"))
+        shutil.rmtree(folder / SETS["templates"])
+        table = load_dataset_spec(heldout_spec).select_columns(["audio", "text"])
+        table.save_to_disk(str(folder / SETS["templates"]))
 
 
 def load_eval_data(folder: Path) -> dict:
@@ -98,8 +98,10 @@ def load_eval_data(folder: Path) -> dict:
     from voxlm.train.core.audio import read_audio
 
     data = {}
-    for name in SETS:
-        table = load_from_disk(str(folder / name))
+    for name, subfolder in SETS.items():
+        if not (folder / subfolder).is_dir():  # the held-out engine is not installed: its sets are left out
+            continue
+        table = load_from_disk(str(folder / subfolder))
         rates = table["sampling_rate"] if "sampling_rate" in table.column_names else [None] * len(table)
         data[name] = {
             "audio": [read_audio(row["audio"], source_rate=rate) for row, rate in zip(table, rates)],
@@ -111,12 +113,19 @@ def load_eval_data(folder: Path) -> dict:
 
 # Every request of the evaluation: name -> (evaluation set, task).
 REQUESTS = {
-    "repeat_heldout": ("heldout", "repeat"),
+    "repeat_heldout_engine": ("heldout_engine", "repeat"),
     "repeat_real": ("real", "repeat"),
-    "continue_heldout": ("heldout", "continue"),
+    "repeat_templates": ("templates", "repeat"),
+    "continue_templates": ("templates", "continue"),
     "continue_real": ("real", "continue"),
-    "answer": ("questions", "answer"),
+    "answer_open": ("open_questions", "answer"),
+    "answer_templates": ("template_questions", "answer"),
 }
+
+
+def requests_for(data: dict) -> dict:
+    """The requests whose evaluation set is present."""
+    return {name: (dataset, task) for name, (dataset, task) in REQUESTS.items() if dataset in data}
 
 
 # --------------------------------------------------------------------------------------------- systems
@@ -145,7 +154,7 @@ def worker(model_dir: Path, data_dir: Path, out: Path, quantize: str | None = No
     data = load_eval_data(data_dir)
     responses = {}
     with torch.inference_mode():
-        for name, (dataset, task) in REQUESTS.items():
+        for name, (dataset, task) in requests_for(data).items():
             examples = [{"audio": clip, "instruction": SPEECH_PROMPTS[task]} for clip in data[dataset]["audio"]]
             responses[name] = generate_answers(
                 model, processor, examples, batch_size=12, max_new_tokens=MAX_NEW_TOKENS[task], progress=False
@@ -165,6 +174,8 @@ def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     responses = {}
     for name, (dataset, task) in REQUESTS.items():
+        if dataset not in transcripts:
+            continue
         prompts = [
             tokenizer.apply_chat_template(
                 [{"role": "user", "content": TEXT_PROMPTS[task].format(transcript=text)}],
@@ -178,32 +189,52 @@ def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- scoring
-def score(responses: dict, data: dict, reference: dict, embedder) -> dict:
-    """repeat-WER (held-out voices, real), continuation similarity to SmolLM2's continuation of the true
-    transcript (MiniLM cosine), spoken-QA accuracy."""
-    from voxlm.train.core.metrics import word_error_rate
-    from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct
+def _questions(data: dict, dataset: str) -> list:
+    from voxlm.train.offline.sentences import SpokenQuestion
 
-    questions = [
-        SpokenQuestion(text, answer, "", tuple(aliases))
-        for text, answer, aliases in zip(data["questions"]["text"], data["questions"]["answer"],
-                                         data["questions"]["aliases"])
-    ]  # fmt: skip
-    continuations = responses["continue_heldout"] + responses["continue_real"]
-    references = reference["continue_heldout"] + reference["continue_real"]
-    return {
-        "repeat_wer_heldout": word_error_rate(data["heldout"]["text"], responses["repeat_heldout"]),
-        "repeat_wer_real": word_error_rate(data["real"]["text"], responses["repeat_real"]),
-        "continuation_similarity": embedder.cosine(continuations, references),
-        "qa_accuracy": float(np.mean([answer_is_correct(r, q) for r, q in zip(responses["answer"], questions)])),
-    }
+    table = data[dataset]
+    return [SpokenQuestion(t, a, "", tuple(x)) for t, a, x in zip(table["text"], table["answer"], table["aliases"])]
+
+
+def score(responses: dict, data: dict, reference: dict | None, embedder) -> dict:
+    """Repeat-WER and hallucination rate (answers sharing no content word with the transcript) per set,
+    continuation similarity to the LLM's continuation of the true transcript (MiniLM cosine), spoken-QA accuracy.
+    Metrics whose responses are missing (a set not built, or a system that does not answer) are left out."""
+    from voxlm.train.core.metrics import compute_metric
+    from voxlm.train.offline.sentences import answer_is_correct
+
+    scores = {}
+    for dataset in ("heldout_engine", "real", "templates"):
+        if f"repeat_{dataset}" in responses:
+            result = compute_metric("wer", responses[f"repeat_{dataset}"], data[dataset]["text"])
+            scores[f"wer_{dataset}"] = result["wer"]
+            scores[f"hallucination_{dataset}"] = result["hallucination_rate"]
+    if reference is not None and "continue_templates" in responses:
+        continuations = responses["continue_templates"] + responses["continue_real"]
+        references = reference["continue_templates"] + reference["continue_real"]
+        scores["continuation_similarity"] = embedder.cosine(continuations, references)
+    for key, dataset in (("qa_open", "open_questions"), ("qa_templates", "template_questions")):
+        if f"answer_{key[3:]}" in responses:
+            answers = responses[f"answer_{key[3:]}"]
+            scores[key] = float(np.mean([answer_is_correct(r, q) for r, q in zip(answers, _questions(data, dataset))]))
+    return scores
+
+
+def transcript_scores(transcripts: dict, data: dict) -> dict:
+    """The cascade's first stage alone: Whisper's WER and hallucination rate on the repeat sets."""
+    return score({f"repeat_{name}": transcripts[name] for name in ("heldout_engine", "real", "templates")
+                  if name in transcripts}, data, None, None)  # fmt: skip
 
 
 COLUMNS = (
-    ("repeat_wer_heldout", "repeat-WER held-out voices"),
-    ("repeat_wer_real", "repeat-WER real speech"),
-    ("continuation_similarity", "continuation similarity"),
-    ("qa_accuracy", "spoken-QA accuracy"),
+    ("wer_heldout_engine", "WER held-out engine+text"),
+    ("hallucination_heldout_engine", "unrelated"),
+    ("wer_real", "WER real speech"),
+    ("hallucination_real", "unrelated"),
+    ("wer_templates", "WER templates"),
+    ("continuation_similarity", "continuation sim."),
+    ("qa_open", "open QA"),
+    ("qa_templates", "template QA"),
 )
 
 
@@ -211,40 +242,38 @@ def table(rows: dict[str, dict]) -> str:
     from voxlm.train.core.tables import render_table
 
     header = ["system"] + [title for _, title in COLUMNS]
-    body = [[name] + [f"{scores[key]:.3f}" for key, _ in COLUMNS] for name, scores in rows.items()]
+    body = [[name] + [f"{scores[key]:.3f}" if key in scores else "-" for key, _ in COLUMNS]
+            for name, scores in rows.items()]  # fmt: skip
     return render_table(header, body)
 
 
-def show_examples(data: dict, shipped: dict, cascade: dict, cascade_transcripts: dict, count: int = 4) -> None:
-    """Transcript, the shipped model's answer and the cascade's answer, side by side."""
+def show_examples(data: dict, systems: dict[str, dict], cascade_heard: dict | None, count: int = 4) -> None:
+    """What was said, each system's answer, and what the cascade's Whisper heard, side by side."""
     blocks = (
-        ("Spoken questions (held-out voices)", "questions", "answer"),
+        ("Held-out engine and text source, 'repeat what was said'", "heldout_engine", "repeat_heldout_engine"),
         ("Real recordings, 'repeat what was said'", "real", "repeat_real"),
-        ("Held-out voices, 'continue the text'", "heldout", "continue_heldout"),
+        ("Open spoken questions (held-out engine)", "open_questions", "answer_open"),
     )
-    for title, dataset, name in blocks:
+    width = max(len(name) for name in systems) + 1
+    for title, dataset, request in blocks:
+        if dataset not in data:
+            continue
         say(f"\n{title}:")
         for i in range(min(count, len(data[dataset]["text"]))):
-            say(f"  heard     : {data[dataset]['text'][i]}")
-            say(f"  VoxLM     : {shipped[name][i]}")
-            say(f"  cascade   : {cascade[name][i]}   (Whisper heard: {cascade_transcripts[dataset][i]})")
+            say(f"  {'heard':<{width}}: {data[dataset]['text'][i]}")
+            for name, responses in systems.items():
+                say(f"  {name:<{width}}: {responses[request][i]}")
+            if cascade_heard is not None:
+                say(f"  {'(Whisper)':<{width}}: {cascade_heard[dataset][i]}")
 
 
 # ------------------------------------------------------------------------------------------------ steps
-def save_shipped_folder(folder: Path) -> None:
-    """Assemble the shipped checkpoint with the base assets and save it as a Hub-ready folder with its card."""
+def save_shipped_folder(folder: Path, shipped: Path | None = None) -> None:
+    """Assemble a shipped checkpoint (default: the current one) with the base assets and save it as a Hub-ready
+    folder with its card."""
     from voxlm.train.offline.shipped import hub_folder
 
-    hub_folder(folder)
-
-
-def save_untrained_folder(folder: Path, audio_model, text_model) -> None:
-    """The same architecture with a freshly initialised adapter (the baseline)."""
-    from voxlm.hub_cards import RunInfo, save_run
-    from voxlm.train.offline.shipped import untrained
-
-    model, processor = untrained(audio_model=audio_model, text_model=text_model)
-    save_run(folder, model, processor, RunInfo(recipe="untrained adapter (baseline)"))
+    hub_folder(folder, shipped)
 
 
 def cascade_transcripts(audio_model, data: dict) -> dict | None:
@@ -257,18 +286,25 @@ def cascade_transcripts(audio_model, data: dict) -> dict | None:
         return None
     model = WhisperForConditionalGeneration.from_pretrained(audio_model).eval()
     processor = AutoProcessor.from_pretrained(audio_model)
-    return {name: transcribe(data[name]["audio"], model=model, processor=processor) for name in SETS}
+    return {name: transcribe(data[name]["audio"], model=model, processor=processor) for name in data}
+
+
+# Cheap voices for speech the demo synthesises itself (fine-tuning, a recipe run without --data).
+DEMO_ENGINE_SHARES = {"espeak-ng": 0.5, "flite": 0.5}
 
 
 def train_from_scratch(work: Path, audio_model, text_model, spec, steps: float | None, continued: int) -> Path:
     """Train an adapter for the given models with the shipped recipe on the user's ASR data (`spec`): the LLM writes
-    continuations of the first `continued` transcripts, espeak-ng speaks the question set. Returns the final folder."""
+    continuations of the first `continued` transcripts, synthetic voices speak the question set. Returns the final
+    folder."""
     import yaml
 
     from voxlm.train.core.config import load_yaml
     from voxlm.train.core.data import load_dataset_spec
     from voxlm.train.core.launch import run_accelerate
-    from voxlm.train.offline.shipped import RECIPE, build_questions, continuations
+    from voxlm.train.offline.sentences import spoken_questions
+    from voxlm.train.offline.shipped import RECIPE, continuations
+    from voxlm.train.offline.shipped_data import speak, weighted_renditions
 
     data = work / "train-data"
     if not (data / "continue_train" / "state.json").is_file():
@@ -276,16 +312,20 @@ def train_from_scratch(work: Path, audio_model, text_model, spec, steps: float |
         table = table.select(range(min(continued, len(table)))).select_columns(["audio", "text"])
         written = continuations(table["text"], data / "blsp", text_model)
         table.add_column("continuation", written).save_to_disk(str(data / "continue_train"))
-    build_questions(data)
-    os.environ.update(VOXLM_DATA=str(data), VOXLM_RUN=str(work / "train"), VOXLM_WHISPER=str(audio_model),
-                      VOXLM_SMOLLM2=str(text_model))  # fmt: skip
+    items = spoken_questions("train")
+    renditions = weighted_renditions(len(items), DEMO_ENGINE_SHARES, seed=2)
+    speak(data, "qa_train", [q.question for q in items], renditions, {"answer": [q.answer for q in items]})
+    build_eval_data(work / "eval-data", 24)
+    os.environ.update(VOXLM_DATA=str(work / "eval-data"), VOXLM_RUN=str(work / "train"),
+                      VOXLM_WHISPER=str(audio_model), VOXLM_SMOLLM2=str(text_model))  # fmt: skip
     recipe = load_yaml(str(RECIPE))
     user = {"path": spec.path, "split": spec.split, "config": spec.config, "columns": spec.columns}
     recipe["datasets"]["asr_train"] = {**user, "task": "asr"}
-    recipe["datasets"]["asr_heldout_voices"] = {**recipe["datasets"].pop("asr_heldout_voices"), "max_samples": 24}
-    recipe["datasets"].pop("asr_real")
+    recipe["datasets"]["continue_train"]["path"] = str(data / "continue_train")
+    recipe["datasets"]["qa_train"]["path"] = str(data / "qa_train")
+    recipe["datasets"].pop("fit")  # the user's rows: no training-fit set
     for stage in recipe["stages"]:
-        stage["eval_datasets"] = [name for name in stage.get("eval_datasets", []) if name != "asr_real"]
+        stage["eval_datasets"] = [name for name in stage.get("eval_datasets", []) if name in recipe["datasets"]]
         if steps is not None:
             stage["max_steps"] = max(1, round(stage["max_steps"] * steps))
     path = work / "recipe.yaml"
@@ -298,24 +338,30 @@ def train_from_scratch(work: Path, audio_model, text_model, spec, steps: float |
     return work / "train" / "final"
 
 
+def fresh_sentences(n: int, seed: int = 0) -> list[str]:
+    """Sentences of the training sources that the shipped recipe did not speak (no held-out text among them)."""
+    from voxlm.train.offline.shipped_data import ASR_SENTENCES, training_texts
+
+    unused = training_texts(seed)["asr"][ASR_SENTENCES:]
+    if len(unused) < n:
+        raise ValueError(f"Only {len(unused)} unused training sentences are left; ask for at most that many.")
+    return unused[:n]
+
+
 def finetune(work: Path, steps: int, sentences: int, seed: int) -> Path:
     """A short curriculum stage from the shipped model on freshly synthesised speech (accelerate launch)."""
     import yaml
 
     from voxlm.train.core.launch import run_accelerate
-    from voxlm.train.offline.sentences import sentences as make_sentences
     from voxlm.train.offline.sentences import spoken_questions
-    from voxlm.train.offline.shipped import training_voices
-    from voxlm.train.offline.speech import synthetic_speech_dataset
+    from voxlm.train.offline.shipped_data import speak, weighted_renditions
 
     data = work / "finetune-data"
-    if not (data / "asr" / "state.json").is_file():
-        texts = make_sentences(sentences, "train", seed)
-        synthetic_speech_dataset(texts, training_voices(), seed=seed).save_to_disk(str(data / "asr"))
-    if not (data / "qa" / "state.json").is_file():
-        items = spoken_questions("train")
-        qa = synthetic_speech_dataset([q.question for q in items], training_voices(), seed=seed + 1)
-        qa.add_column("answer", [q.answer for q in items]).save_to_disk(str(data / "qa"))
+    texts = fresh_sentences(sentences)
+    speak(data, "asr", texts, weighted_renditions(len(texts), DEMO_ENGINE_SHARES, seed))
+    items = spoken_questions("train")
+    renditions = weighted_renditions(len(items), DEMO_ENGINE_SHARES, seed + 1)
+    speak(data, "qa", [q.question for q in items], renditions, {"answer": [q.answer for q in items]})
     recipe = {
         "output_dir": str(work / "finetune"),
         "seed": seed,
@@ -330,6 +376,7 @@ def finetune(work: Path, steps: int, sentences: int, seed: int) -> Path:
             "asr_fresh": {"path": str(data / "asr"), "task": "asr"},
             "qa_fresh": {"path": str(data / "qa"), "task": "spoken_question"},
         },
+        "augment": {"noise": {"p": 0.3}, "reverb": {"p": 0.2}, "gain": {"p": 0.5}},
         "batching": {"max_seconds": 32, "max_batch_size": 12},
         "training": {
             "learning_rate": 1.0e-4,
@@ -361,19 +408,46 @@ def user_data_spec(args):
 
 
 def synthetic_spec(work: Path):
-    """Without `--data`: espeak-ng speech of the project's training sentences."""
+    """Without `--data`: synthetic speech of the shipped recipe's training sentences."""
     from voxlm.train.core.data import DatasetSpec
-    from voxlm.train.offline.sentences import sentences
-    from voxlm.train.offline.shipped import training_voices
-    from voxlm.train.offline.speech import synthetic_speech_dataset
+    from voxlm.train.offline.shipped_data import speak, training_texts, weighted_renditions
 
-    folder = work / "train-data" / "asr_train"
-    if not (folder / "state.json").is_file():
-        synthetic_speech_dataset(sentences(6000, "train", 0), training_voices()).save_to_disk(str(folder))
-    return DatasetSpec(path=str(folder), name="asr_train")
+    texts = training_texts()["asr"][:6000]
+    speak(work / "train-data", "asr_train", texts, weighted_renditions(len(texts), DEMO_ENGINE_SHARES, 0))
+    return DatasetSpec(path=str(work / "train-data" / "asr_train"), name="asr_train")
 
 
 # ------------------------------------------------------------------------------------------------- main
+def evaluate_systems(work: "Workdir", systems: dict[str, Path], data_dir: Path, data: dict, audio_model, text_model,
+                     quantize: str | None) -> dict:  # fmt: skip
+    """Every system's responses and scores (responses cached per system and `quantize` setting)."""
+    from voxlm.train.align.evaluate import SentenceEmbedder, default_embedding_model
+
+    tag = f"-{quantize}" if quantize else ""
+    responses = {}
+    for name, folder in systems.items():
+        say(f"  {name} (fresh process, AutoModel with trust_remote_code)")
+        slug = name.lower().replace(" ", "-")
+        responses[name] = speech_system(folder, data_dir, work.path / f"responses-{slug}{tag}.json", quantize)
+    say("  reference: the language model on the true transcripts")
+    truth = {name: table["text"] for name, table in data.items()}
+    reference = text_system(truth, text_model)
+    embedder = SentenceEmbedder(default_embedding_model())
+    scores = {name: score(answers, data, reference, embedder) for name, answers in responses.items()}
+    heard = cascade_transcripts(audio_model, data)
+    if heard is None:
+        say("  (no cascade: the speech encoder is not a Whisper model that can transcribe)")
+    else:
+        say("  cascade: the Whisper model's transcripts -> the language model")
+        cascade = text_system(heard, text_model)
+        scores[CASCADE] = score(cascade, data, reference, embedder)
+        scores[WHISPER] = transcript_scores(heard, data)
+        (work.path / "responses-cascade.json").write_text(json.dumps({"transcripts": heard, **cascade}, indent=2))
+        responses[CASCADE] = cascade
+    show_examples(data, responses, heard)
+    return scores
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.time()
     work = Workdir(args.workdir.resolve())
@@ -381,7 +455,6 @@ def run(args: argparse.Namespace) -> int:
 
     custom = bool(args.audio_model or args.text_model or args.data)
     say("\n[1/6] base models")
-    from voxlm.train.align.evaluate import default_embedding_model
     from voxlm.train.offline.assets import cache_dir, smollm2_dir, whisper_tiny_en_dir
 
     cached = set(cache_dir().iterdir())
@@ -390,7 +463,8 @@ def run(args: argparse.Namespace) -> int:
     for role, path in (("speech encoder", audio_model), ("language model", text_model)):
         say(f"  {role}: {path}" + (" (reusing the cached conversion)" if path in cached else ""))
 
-    model_dir, untrained_dir = work.path / "model", work.path / "untrained"
+    model_dir, previous_dir = work.path / "model", work.path / "previous"
+    systems = {SHIPPED: model_dir}
     spec = user_data_spec(args) if args.data else None
     if custom:
         say("\n[2/6] training an adapter with the shipped recipe (your models, your data)")
@@ -402,18 +476,21 @@ def run(args: argparse.Namespace) -> int:
             final = train_from_scratch(work.path, audio_model, text_model, spec or synthetic_spec(work.path),
                                        args.train_steps, args.continued)  # fmt: skip
             shutil.copytree(final, model_dir, dirs_exist_ok=True)
-            save_untrained_folder(untrained_dir, audio_model, text_model)
             work.finish("model")
     else:
-        say("\n[2/6] shipped checkpoint -> Hub-ready folder")
+        from voxlm.train.offline.shipped import previous_dir as previous_shipped
+
+        say("\n[2/6] shipped checkpoint (and the previous one) -> Hub-ready folders")
+        systems[PREVIOUS] = previous_dir
         if work.done("model"):
-            say(f"  reusing {model_dir}")
+            say(f"  reusing {model_dir} and {previous_dir}")
         else:
             import shutil
 
-            shutil.rmtree(model_dir, ignore_errors=True)  # a step cut short leaves a partial folder
+            for folder in (model_dir, previous_dir):
+                shutil.rmtree(folder, ignore_errors=True)  # a step cut short leaves a partial folder
             save_shipped_folder(model_dir)
-            save_untrained_folder(untrained_dir, audio_model, text_model)
+            save_shipped_folder(previous_dir, previous_shipped())
             work.finish("model")
     say(f"  {model_dir}: {', '.join(sorted(p.name for p in model_dir.iterdir()))}")
 
@@ -430,39 +507,18 @@ def run(args: argparse.Namespace) -> int:
         build_eval_data(data_dir, args.eval_size, heldout_spec=heldout)
         work.finish("data")
     data = load_eval_data(data_dir)
-    say("  " + ", ".join(f"{name}: {len(data[name]['text'])} clips" for name in SETS))
+    say("  " + ", ".join(f"{name}: {len(data[name]['text'])} clips" for name in data))
 
-    say("\n[4/6] evaluation: shipped model vs untrained adapter vs cascade")
-    # Quantized runs keep their own responses and scores beside the full-precision ones.
-    tag = f"-{args.quantize}" if args.quantize else ""
+    say(f"\n[4/6] evaluation: {', '.join(systems)} and the cascade")
+    tag = f"-{args.quantize}" if args.quantize else ""  # quantized runs keep their own responses and scores
     scores = work.done("scores" + tag) or {}
     if scores:
         say("  reusing the scores of the previous run")
     else:
-        from voxlm.train.align.evaluate import SentenceEmbedder
-
-        say("  trained model (fresh process)")
-        shipped = speech_system(model_dir, data_dir, work.path / f"responses-shipped{tag}.json", args.quantize)
-        say("  untrained adapter (fresh process)")
-        baseline = speech_system(untrained_dir, data_dir, work.path / f"responses-untrained{tag}.json", args.quantize)
-        say("  reference: the language model on the true transcripts")
-        reference = text_system({name: data[name]["text"] for name in SETS}, text_model)
-        embedder = SentenceEmbedder(default_embedding_model())
-        scores = {
-            SHIPPED: score(shipped, data, reference, embedder),
-            "untrained adapter": score(baseline, data, reference, embedder),
-        }
-        heard = cascade_transcripts(audio_model, data)
-        if heard is None:
-            say("  (no cascade: the speech encoder is not a Whisper model that can transcribe)")
-        else:
-            say("  cascade: the Whisper model's transcripts -> the language model")
-            cascade = text_system(heard, text_model)
-            scores["cascade"] = score(cascade, data, reference, embedder)
-            (work.path / "responses-cascade.json").write_text(json.dumps({"transcripts": heard, **cascade}, indent=2))
-            show_examples(data, shipped, cascade, heard)
+        scores = evaluate_systems(work, systems, data_dir, data, audio_model, text_model, args.quantize)
         work.finish("scores" + tag, scores)
     say("\n" + table(scores))
+    say("  unrelated: the share of answers with no content word of what was said")
 
     say(f"\n[5/6] fine-tuning for {args.finetune_steps} steps on freshly synthesised speech")
     if work.done("finetune"):
@@ -475,11 +531,11 @@ def run(args: argparse.Namespace) -> int:
     if work.done("after" + tag):
         say("  reusing the scores of the previous run")
     else:
-        from voxlm.train.align.evaluate import SentenceEmbedder
+        from voxlm.train.align.evaluate import SentenceEmbedder, default_embedding_model
 
         tuned = speech_system(work.path / "finetune" / "final", data_dir, work.path / f"responses-finetuned{tag}.json",
                               args.quantize)  # fmt: skip
-        reference = text_system({name: data[name]["text"] for name in SETS}, text_model)
+        reference = text_system({name: table["text"] for name, table in data.items()}, text_model)
         work.finish("after" + tag, score(tuned, data, reference, SentenceEmbedder(default_embedding_model())))
     say(table({SHIPPED: scores[SHIPPED], "VoxLM fine-tuned": work.done("after" + tag)}))
     say(f"\nDone in {(time.time() - started) / 60:.1f} min. The Hub-ready model is {model_dir}; push it with "
@@ -492,7 +548,7 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser("demo", help="a real speech LLM on a CPU, offline", description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path("runs/demo"), help="where steps and results are kept")
-    parser.add_argument("--eval-size", type=int, default=24, help="held-out sentences and questions")
+    parser.add_argument("--eval-size", type=int, default=40, help="clips per held-out set (real recordings: all)")
     parser.add_argument("--finetune-steps", type=int, default=30, help="fine-tuning steps (step 5)")
     parser.add_argument("--finetune-sentences", type=int, default=400, help="fresh sentences for fine-tuning")
     parser.add_argument(

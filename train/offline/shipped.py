@@ -31,6 +31,7 @@ from voxlm.train.core.prompts import BLSP_INSTRUCTION
 logger = logging.get_logger("voxlm.train.offline.shipped")  # not __name__: it is "__main__" under `python -m`
 
 SHIPPED_NAME = "voxlm-whisper-tiny-en-smollm2-135m"
+PREVIOUS_NAME = SHIPPED_NAME + "-v1"
 RECIPE = Path(__file__).resolve().parent.parent / "configs" / "shipped_offline.yaml"
 ADAPTER_FILE = "adapter.safetensors"
 TRAINED_PREFIXES = ("projector.", "layer_mix.")
@@ -44,21 +45,13 @@ def shipped_dir() -> Path:
     return Path(voxlm.hub_cards.__file__).resolve().parent / "shipped" / SHIPPED_NAME
 
 
+def previous_dir() -> Path:
+    """The previous shipped checkpoint (trained on espeak-ng speech of template sentences only), kept beside the
+    current one so that `voxlm demo` and the card compare the two."""
+    return shipped_dir().with_name(PREVIOUS_NAME)
+
+
 # ---------------------------------------------------------------------------------------------------- data
-def training_voices():
-    """Training voices Whisper tiny.en can hear at all (the whispered variants are left out)."""
-    from voxlm.train.offline.speech import voices
-
-    return voices("train", max_wer=0.6)
-
-
-def heldout_voices():
-    """Held-out voices Whisper tiny.en hears reasonably (measured WER <= 0.3, see `voxlm.train.offline.speech`)."""
-    from voxlm.train.offline.speech import voices
-
-    return voices("held_out", max_wer=0.3)
-
-
 def continuations(texts: list[str], folder: Path, smollm2: Path, processes: int = 1) -> list[str]:
     """SmolLM2's continuation of each text (BLSP step 1), with `voxlm.train.align continuations` (resumable)."""
     from datasets import load_from_disk
@@ -79,36 +72,6 @@ def continuations(texts: list[str], folder: Path, smollm2: Path, processes: int 
     if rows["transcript"] != list(texts):
         raise RuntimeError(f"{output} holds continuations of other texts; delete it and rerun.")
     return rows["continuation"]
-
-
-def _save(folder: Path, name: str, build) -> None:
-    """Build a data set and `save_to_disk` it as `folder/name`, unless it is already there."""
-    if (folder / name / "state.json").is_file():
-        logger.warning(f"reusing {folder / name}")
-        return
-    started = time.time()
-    dataset = build()
-    dataset.save_to_disk(str(folder / name))
-    logger.warning(f"built {name}: {len(dataset)} rows in {time.time() - started:.0f} s")
-
-
-def build_questions(folder: Path, seed: int = 0) -> None:
-    """Spoken questions (train voices, 4 renditions each; held-out ones in held-out voices), held-out sentences in
-    held-out voices, and the real recordings: the data sets that do not depend on the language model."""
-    from voxlm.train.offline.sentences import sentences as make_sentences
-    from voxlm.train.offline.sentences import spoken_questions
-    from voxlm.train.offline.speech import recordings_dataset, synthetic_speech_dataset
-
-    def questions(split: str, voice_list, renditions: int, offset: int):
-        items = spoken_questions(split) * renditions
-        dataset = synthetic_speech_dataset([q.question for q in items], voice_list, seed=seed + offset)
-        return dataset.add_column("answer", [q.answer for q in items])
-
-    _save(folder, "qa_train", lambda: questions("train", training_voices(), 4, 2))
-    heldout = make_sentences(120, "held_out", seed)
-    _save(folder, "asr_heldout", lambda: synthetic_speech_dataset(heldout, heldout_voices(), seed=seed + 3))
-    _save(folder, "asr_real", recordings_dataset)
-    _save(folder, "qa_heldout", lambda: questions("held_out", heldout_voices(), 1, 4))
 
 
 def build_data(folder: Path, seed: int = 0, processes: int = 1) -> None:
@@ -193,7 +156,7 @@ def hub_folder(folder: Path, shipped: Path | None = None) -> Path:
     model, processor = assemble(shipped)
     with tempfile.TemporaryDirectory() as run:
         save_run(run, model, processor, RunInfo.load(shipped))
-        export_folder(run, folder, repo_id=f"voxlm/{SHIPPED_NAME}")
+        export_folder(run, folder, repo_id=f"voxlm/{shipped.name}")
     return folder
 
 
