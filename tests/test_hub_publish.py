@@ -36,6 +36,7 @@ EXPECTED_FILES = {
     "pipeline_voxlm.py",
     "processing_voxlm.py",
     "processor_config.json",
+    "quantization_voxlm.py",  # lets a quantization_config load through remote code
     "sample.wav",
     "tokenizer.json",
     "tokenizer_config.json",
