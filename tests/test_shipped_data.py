@@ -65,3 +65,22 @@ def test_speech_is_built_in_shards_and_a_killed_build_resumes(tmp_path, monkeypa
     calls.clear()  # a finished data set is reused as it is
     assert shipped_data.speak(tmp_path, "probe", texts, renditions, shard_size=3).to_list() == built.to_list()
     assert calls == [] and datasets.load_from_disk(str(tmp_path / "probe"))["text"] == texts
+
+
+def test_summary_counts_rows_hours_engines_vocabulary_and_heldout_overlap(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        "voxlm.train.offline.engines.synthesize_renditions",
+        lambda texts, renditions: [np.zeros(16000 * 60 * (1 + i), np.float32) for i in range(len(texts))],
+    )
+    monkeypatch.setattr(shipped_data, "heldout_texts", lambda seed=0: ["the quick brown fox jumps over the lazy dog"])
+    train = ["A cat sat here.", "The quick brown fox jumps over the lazy dog today", "a dog ran"]
+    engines = [Rendition("flite", "slt", 1.0, 1.0, 0), Rendition("festival", "kal", 1.0, 1.0, 1)] * 2
+    shipped_data.speak(tmp_path, "asr_train", train, engines[:3])
+    shipped_data.speak(tmp_path, "eval_real", ["not counted as training"], engines[:1])
+    summary = shipped_data.summarize_data(tmp_path)
+    assert summary["sets"] == {"asr_train": {"rows": 3, "hours": 0.1}, "eval_real": {"rows": 1, "hours": 0.017}}
+    assert summary["training_hours_per_engine"] == {"flite": 0.067, "festival": 0.033}
+    # a, cat, sat, here, the, quick, brown, fox, jumps, over, lazy, dog, today, ran
+    assert summary["training_vocabulary"] == 14
+    assert summary["training_texts_sharing_a_heldout_text"] == 1
+    assert (tmp_path / "summary.json").is_file()

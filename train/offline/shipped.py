@@ -77,10 +77,12 @@ def continuations(texts: list[str], folder: Path, smollm2: Path, processes: int 
 def build_data(folder: Path, seed: int = 0, processes: int = 1) -> None:
     """The training and evaluation sets of the shipped recipe under `folder` (see `shipped_data`); finished sets and
     shards are reused, so a killed build continues where it stopped."""
-    from .shipped_data import build_eval_data, build_training_data
+    from .shipped_data import build_eval_data, build_training_data, summarize_data
 
     build_training_data(folder, seed, processes)
     build_eval_data(folder, seed)
+    summary = summarize_data(folder, seed)
+    logger.warning(f"data in {folder}: {json.dumps(summary, indent=1)}")
 
 
 # --------------------------------------------------------------------------------------------------- train

@@ -10,6 +10,7 @@ Targets written by SmolLM2 (BLSP): a share of the training sentences get SmolLM2
 transcript, so that the adapter learns to make the frozen LLM behave on speech as it does on text.
 """
 
+import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -271,3 +272,35 @@ def build_eval_data(folder: Path, seed: int = 0, size: int = EVAL_SIZE) -> dict[
     built |= {"eval_templates": "held-out template sentences", "eval_template_questions": "template questions",
               "eval_real": "real recordings", "eval_fit": "training rows"}  # fmt: skip
     return built
+
+
+# ------------------------------------------------------------------------------------------------- summary
+TRAINING_SETS = ("asr_train", "continue_train", "qa_train")
+
+
+def summarize_data(folder: Path, seed: int = 0) -> dict:
+    """What the built data holds, for the card and the README: per data set its rows and hours, the training hours
+    per engine, the training vocabulary (distinct words of everything spoken in training) and how many evaluation
+    texts survive the held-out filter in training text (0 by construction; counted from the built rows). Written to
+    `folder / "summary.json"`."""
+    import datasets
+
+    from .texts import TextFilter, vocabulary
+
+    summary = {"sets": {}, "training_hours_per_engine": {}}
+    training_texts_spoken = []
+    for path in sorted(p for p in folder.iterdir() if (p / "state.json").is_file()):
+        table = datasets.load_from_disk(str(path))
+        hours = sum(table["duration"]) / 3600 if "duration" in table.column_names else None
+        summary["sets"][path.name] = {"rows": len(table), "hours": None if hours is None else round(hours, 3)}
+        if path.name in TRAINING_SETS:
+            training_texts_spoken += table["text"]
+            for engine, duration in zip(table["engine"], table["duration"]):
+                by_engine = summary["training_hours_per_engine"]
+                by_engine[engine] = by_engine.get(engine, 0.0) + duration / 3600
+    summary["training_hours_per_engine"] = {k: round(v, 3) for k, v in summary["training_hours_per_engine"].items()}
+    summary["training_vocabulary"] = len(vocabulary(training_texts_spoken))
+    keep = TextFilter(heldout_texts(seed))
+    summary["training_texts_sharing_a_heldout_text"] = sum(not keep(text) for text in training_texts_spoken)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
