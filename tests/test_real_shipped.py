@@ -86,3 +86,40 @@ def test_the_readme_example_answers_a_spoken_question(tmp_path, monkeypatch):
     printed = []
     exec(compile(example, "README.md", "exec"), {"print": printed.append})
     assert len(printed) == 1 and "Paris" in printed[0]  # the question is "What is the capital of France?"
+
+
+def test_a_snapshot_of_the_last_finished_stage_restores_on_another_machine(tmp_path):
+    import json
+
+    from voxlm.train.curriculum.recipe import STAGE_DONE
+    from voxlm.train.offline.shipped import restore, snapshot, trained_state, untrained
+
+    run = tmp_path / "run"
+    assert snapshot(run, tmp_path / "state") is None  # nothing finished yet
+    for number, name in enumerate(["align", "behave"], start=1):
+        stage = run / f"{number:02d}-{name}"
+        model, processor = untrained(seed=number)
+        model.save_pretrained(stage / "model")
+        processor.save_pretrained(stage / "model")
+        (stage / STAGE_DONE).write_text(json.dumps({"name": name, "steps": 10 * number}))
+    (run / "03-polish").mkdir()  # an unfinished stage is not kept
+    (run / "timings.json").write_text('{"wall_seconds": 7, "cpu_seconds": 9}')
+    kept = snapshot(run, tmp_path / "state")
+    assert kept == tmp_path / "state" / "02-behave"
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "01-align.json", "02-behave.json", "adapter.safetensors", "config.json", "timings.json"
+    ]  # fmt: skip
+
+    elsewhere = tmp_path / "elsewhere"
+    assert restore(tmp_path / "state", elsewhere) == ["01-align", "02-behave"]
+    assert json.loads((elsewhere / "01-align" / STAGE_DONE).read_text())["steps"] == 10
+    assert json.loads((elsewhere / "timings.json").read_text())["cpu_seconds"] == 9
+    from voxlm.modeling import VoxLMForConditionalGeneration
+
+    restored = trained_state(VoxLMForConditionalGeneration.from_pretrained(elsewhere / "02-behave" / "model"))
+    original = trained_state(untrained(seed=2)[0])
+    assert restored.keys() == original.keys()
+    for name, tensor in original.items():  # the adapter as trained, rounded to float16
+        assert torch.equal(restored[name], tensor.to(torch.float16).to(torch.float32))
+    with pytest.raises(FileNotFoundError, match="expected one"):
+        restore(tmp_path / "nothing", elsewhere)

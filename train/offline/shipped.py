@@ -8,6 +8,8 @@ base assets it is an ordinary, self-contained VoxLM model.
     python -m voxlm.train.offline.shipped data   --data runs/shipped-data    # speech + SmolLM2 continuations
     python -m voxlm.train.offline.shipped train  --data runs/shipped-data --output runs/shipped   # hours on 2 CPUs
     python -m voxlm.train.offline.shipped export runs/shipped/final           # -> hub_cards/shipped/<name>/
+    python -m voxlm.train.offline.shipped snapshot   # the last finished stage, small, to carry to another machine
+    python -m voxlm.train.offline.shipped restore    # ... and back into runs/shipped there, before `train --resume`
 
 Every step is resumable: finished data sets are reused, continuations resume shard by shard, and `train --resume`
 continues the curriculum from its last checkpoint. The recipe is `train/configs/shipped_offline.yaml`.
@@ -176,6 +178,62 @@ def _check_base_untouched(model) -> None:
                          "adapter alone. Merge and publish the whole model with `voxlm push` instead.")  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------- run state that travels
+# A stopped run resumes from its Trainer checkpoints, which hold the optimizer (~110 MB) and live on one machine. What
+# survives a move to a new machine is smaller: the adapter of each finished stage (float16, ~19 MB) and the stage's
+# record. `snapshot` keeps those of the last finished stage; `restore` rebuilds that stage's model folder in a run,
+# so that `train --resume` skips the finished stages and starts the next one (a new stage starts a new optimizer
+# anyway; the only difference from an unbroken run is the float16 rounding of the adapter).
+SNAPSHOT_DIR = Path("run-state") / "shipped"
+
+
+def snapshot(output: Path, destination: Path = SNAPSHOT_DIR) -> Path | None:
+    """Keep the last finished stage of the run in `output` as `destination/NN-name/` (adapter, config, records);
+    returns that folder, or None when no stage has finished."""
+    from safetensors.torch import save_file
+
+    from voxlm.modeling import VoxLMForConditionalGeneration
+    from voxlm.train.curriculum.recipe import STAGE_DONE
+
+    finished = sorted(stage for stage in output.glob("[0-9][0-9]-*") if (stage / STAGE_DONE).is_file())
+    if not finished:
+        return None
+    stage = finished[-1]
+    model = VoxLMForConditionalGeneration.from_pretrained(stage / "model")
+    shutil.rmtree(destination, ignore_errors=True)
+    folder = destination / stage.name
+    folder.mkdir(parents=True)
+    tensors = {name: tensor.to(torch.float16).contiguous() for name, tensor in trained_state(model).items()}
+    save_file(tensors, str(folder / ADAPTER_FILE), metadata={"format": "pt"})
+    model.config.to_json_file(str(folder / "config.json"))
+    for record in [stage / STAGE_DONE, *[s / STAGE_DONE for s in finished[:-1]], output / "timings.json"]:
+        target = folder / (record.parent.name + ".json" if record.name == STAGE_DONE else record.name)
+        if record.is_file():
+            shutil.copyfile(record, target)
+    return folder
+
+
+def restore(source: Path, output: Path) -> list[str]:
+    """Rebuild in `output` the finished stages kept by `snapshot` in `source`: the last one's model folder from the
+    base assets and its adapter, and every finished stage's record; returns the names of the restored stages."""
+    from voxlm.train.curriculum.recipe import STAGE_DONE
+
+    kept = [folder for folder in sorted(source.glob("[0-9][0-9]-*")) if (folder / ADAPTER_FILE).is_file()]
+    if len(kept) != 1:
+        raise FileNotFoundError(f"{source} holds {len(kept)} snapshot folders; expected one (see `snapshot`).")
+    last = kept[0]
+    names = sorted(path.stem for path in last.glob("[0-9][0-9]-*.json"))
+    for name in names:
+        (output / name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(last / f"{name}.json", output / name / STAGE_DONE)
+    model, processor = assemble(last)
+    model.save_pretrained(output / last.name / "model")
+    processor.save_pretrained(output / last.name / "model")
+    if (last / "timings.json").is_file() and not (output / "timings.json").is_file():
+        shutil.copyfile(last / "timings.json", output / "timings.json")
+    return names
+
+
 # ------------------------------------------------------------------------------------------------ assembly
 def assemble(folder: Path | None = None, dtype: torch.dtype = torch.float32):
     """The shipped checkpoint as a full VoxLM model and processor, from the offline base assets + adapter."""
@@ -234,6 +292,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     out = commands.add_parser("export", help="write the shipped files from a finished run")
     out.add_argument("final", type=Path, help="the run's final folder (e.g. runs/shipped/final)")
     out.add_argument("--to", type=Path, default=None, help="destination (default: the package's shipped folder)")
+    keep = commands.add_parser("snapshot", help="keep a run's last finished stage small enough to move machines")
+    back = commands.add_parser("restore", help="rebuild a snapshot's finished stages in a run, then `train --resume`")
+    for sub in (keep, back):
+        sub.add_argument("--output", type=Path, default=Path("runs/shipped"), help="the run's output folder")
+        sub.add_argument("--state", type=Path, default=SNAPSHOT_DIR, help="the snapshot folder")
     return parser.parse_args(argv)
 
 
@@ -247,6 +310,11 @@ def main(argv=None) -> int:
         print(f"trained in {timing['wall_seconds'] / 3600:.2f} h wall, {timing['cpu_seconds'] / 3600:.2f} CPU-hours")
     if args.command == "export":
         print(f"wrote {export(args.final, args.to)}")
+    if args.command == "snapshot":
+        kept = snapshot(args.output, args.state)
+        print(f"kept {kept}" if kept else f"no stage of {args.output} has finished yet: nothing to keep")
+    if args.command == "restore":
+        print(f"restored stages {restore(args.state, args.output)} in {args.output}; continue with `train --resume`")
     return 0
 
 
