@@ -215,6 +215,23 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
 
     accepts_loss_kwargs = True
 
+    @property
+    def _no_split_modules(self) -> set[str]:
+        """Classes to keep whole when sharding or placing the model (FSDP auto-wrap, `device_map`): the adapter and
+        the repeated blocks of the encoder and the language model, as built (`_repeated_block_classes`)."""
+        names = {"VoxLMAdapter"}
+        for part in (self._modules.get("audio_tower"), self._modules.get("language_model")):
+            if part is not None:
+                names |= _repeated_block_classes(part)
+        return names
+
+    @_no_split_modules.setter
+    def _no_split_modules(self, value) -> None:
+        # `post_init` stores (and updates) the union of the sub-models' lists, which names classes VoxLM does not
+        # build (Whisper's list has its decoder layer) and misses others (wav2vec2 lists none): the getter derives
+        # the set instead.
+        pass
+
     def __init__(self, config: VoxLMConfig):
         super().__init__(config)
         audio_config = config.audio_config
@@ -592,6 +609,24 @@ def _unreadable_weights_message(source, error: Exception) -> str:
         f"Cannot read the weights: {where}. The file is truncated or is not a safetensors file; download or save "
         "the checkpoint again."
     )
+
+
+# Attribute names of the `nn.ModuleList`s holding transformers models' repeated blocks (encoder and decoder layers;
+# GPT-2's `h`, T5's `block`).
+_LAYER_LISTS = ("layers", "h", "block")
+
+
+def _repeated_block_classes(model: nn.Module) -> set[str]:
+    """Class names of the blocks a sub-model repeats: the classes of its own `_no_split_modules` that it actually
+    contains, and the classes in its list of `num_hidden_layers` layers (some encoders, e.g. wav2vec2, declare
+    none; the length tells the layers from other lists, e.g. data2vec-audio's positional convolutions)."""
+    built = {type(module).__name__ for module in model.modules()}
+    names = {name for name in getattr(model, "_no_split_modules", None) or () if name in built}
+    num_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and name.rpartition(".")[2] in _LAYER_LISTS and len(module) == num_layers:
+            names.update(type(block).__name__ for block in module)
+    return names
 
 
 def _reset_module(module: nn.Module) -> None:
