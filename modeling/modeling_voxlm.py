@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import logging
 
@@ -203,6 +204,34 @@ class VoxLMPreTrainedModel(PreTrainedModel):
                 "it again with `save_pretrained`, or pass `output_loading_info=True` to load it anyway."
             )
         return model
+
+    def save_pretrained(self, save_directory, *args, state_dict: dict | None = None, **kwargs):
+        """`PreTrainedModel.save_pretrained`, writing the same self-contained folder from a sharded model.
+
+        Under FSDP2 or DeepSpeed, Trainer gathers the full `state_dict` and passes it here. Its tied weights are
+        separate tensors then (safetensors could not tell them apart from the embeddings): the copies are dropped,
+        as for an unsharded model. FSDP2 also swaps the model's class for a subclass torch defines (`FSDP<Name>`):
+        the folder gets VoxLM's own code files and `auto_map`, not torch's files.
+        """
+        if state_dict is not None:
+            tied = getattr(self, "all_tied_weights_keys", None) or {}
+            state_dict = {
+                name: tensor for name, tensor in state_dict.items() if not (name in tied and tied[name] in state_dict)
+            }
+        code_class = _code_class(type(self))
+        if code_class is type(self) or not self.is_remote_code():
+            return super().save_pretrained(save_directory, *args, state_dict=state_dict, **kwargs)
+        is_main_process = kwargs.get("is_main_process", args[0] if args else True)
+        if self.should_save_on_this_rank(is_main_process):
+            os.makedirs(save_directory, exist_ok=True)
+            # An instance is only needed for its class: the code files and `auto_map` entry are the class's.
+            custom_object_save(code_class.__new__(code_class), save_directory, config=self.config)
+        wrapper = type(self)
+        wrapper._auto_class = None  # the wrapper's own code is torch's
+        try:
+            return super().save_pretrained(save_directory, *args, state_dict=state_dict, **kwargs)
+        finally:
+            del wrapper._auto_class
 
 
 class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
@@ -569,6 +598,18 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         if dtype is not None:
             model.to(dtype)
         return model
+
+
+def _code_class(cls: type) -> type:
+    """The model class whose code a saved folder carries. FSDP2's `fully_shard` turns a model's class into
+    `FSDP<Name>(FSDPModule, <Name>)`, created at run time in torch's files."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover - torch built without distributed support
+        return cls
+    if not issubclass(cls, FSDPModule):
+        return cls
+    return next(base for base in cls.__mro__ if not issubclass(base, FSDPModule))
 
 
 def _describe_key(key) -> str:

@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import torch
@@ -325,6 +326,36 @@ def test_tied_embeddings_survive_save_and_reload(tmp_path):
     lm = reloaded.language_model
     assert lm.lm_head.weight.data_ptr() == lm.model.embed_tokens.weight.data_ptr()
     assert torch.equal(lm.lm_head.weight, model.language_model.lm_head.weight)
+
+
+def test_a_model_sharded_by_fsdp2_saves_the_folder_one_process_would(tmp_path):
+    """What Trainer does under FSDP2: gather the full state dict, then `save_pretrained(state_dict=...)` on the
+    model whose class `fully_shard` swapped for torch's `FSDPVoxLMForConditionalGeneration`."""
+    import torch.distributed as dist
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    model, _ = tiny_voxlm("whisper", "llama")  # the tiny Llama ties its output layer to the embeddings
+    expected = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        fully_shard(model)
+        assert type(model).__name__ == "FSDPVoxLMForConditionalGeneration"
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model.save_pretrained(tmp_path, state_dict=get_model_state_dict(model, options=options))
+    finally:
+        dist.destroy_process_group()
+    files = {path.name for path in tmp_path.iterdir()}
+    assert {"modeling_voxlm.py", "configuration_voxlm.py", "whisper_encoder.py"} <= files
+    assert not any(name.startswith("_fsdp") for name in files), files
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_voxlm.VoxLMForConditionalGeneration"
+    saved = load_file(tmp_path / "model.safetensors")
+    assert "language_model.lm_head.weight" not in saved  # tied: saved once, as the embeddings
+    reloaded = VoxLMForConditionalGeneration.from_pretrained(tmp_path)
+    assert type(reloaded) is VoxLMForConditionalGeneration
+    assert all(torch.equal(reloaded.state_dict()[name], tensor) for name, tensor in expected.items())
 
 
 # The block each family repeats, as its tiny config builds it (wav2vec2-style encoders with `do_stable_layer_norm`

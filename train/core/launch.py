@@ -22,6 +22,18 @@ def use_cpu() -> bool:
     return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
 
 
+def sharded_engine() -> str | None:
+    """The engine `accelerate launch` was asked for by a config file, when it is not plain data parallelism:
+    `"FSDP"`, `"DeepSpeed"` or None."""
+    from accelerate.utils import parse_flag_from_env
+
+    if parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        return "FSDP"
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
+        return "DeepSpeed"
+    return None
+
+
 def distributed_state(**kwargs):
     """accelerate's process state, created with `cpu=True` on CPU machines (`kwargs` go to `PartialState`).
 
@@ -101,4 +113,4 @@ def run_accelerate(
     return subprocess.run(command, env=env, **kwargs)
 
 
-__all__ = ["accelerate_command", "distributed_state", "free_port", "run_accelerate", "use_cpu"]
+__all__ = ["accelerate_command", "distributed_state", "free_port", "run_accelerate", "sharded_engine", "use_cpu"]
