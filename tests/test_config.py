@@ -110,3 +110,21 @@ def test_config_round_trip_and_auto_registration(tmp_path):
     assert reloaded.audio_length_formula == config.audio_length_formula
     assert reloaded.audio_layer == "mix"
     assert isinstance(AutoModel.from_config(config), VoxLMForConditionalGeneration)
+
+
+def test_audio_token_id_defaults_to_the_first_id_past_the_vocabulary(tmp_path):
+    # The transformers docs pattern: a config from its two sub-configs only.
+    config = make_config()
+    assert config.audio_token_id == 160
+    torch.manual_seed(0)
+    model = VoxLMForConditionalGeneration(config).eval()
+    input_ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        logits = model(input_ids=input_ids).logits  # text only: the bare language model
+        expected = model.language_model(input_ids=input_ids).logits
+    assert logits.shape == (1, 4, 160) and torch.equal(logits, expected)
+    with pytest.raises(ValueError, match="4 audio placeholder tokens but no audio"):
+        model(input_ids=torch.full((1, 4), 160))
+    config.save_pretrained(tmp_path)
+    assert AutoConfig.from_pretrained(tmp_path).audio_token_id == 160
+    assert make_config(audio_token_id=7).audio_token_id == 7  # an explicit id wins

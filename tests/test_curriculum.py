@@ -149,6 +149,16 @@ def test_ctc_warm_up_trains_the_adapter_only_then_language_model_stages_follow(r
     assert (tmp_path / "run" / "final" / "config.json").is_file() and final.endswith("final")
 
 
+@pytest.mark.parametrize("engine, name", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
+def test_ctc_warm_up_refuses_sharded_engines(recipe, tmp_path, monkeypatch, engine, name):
+    stage = {"name": "align", "objective": "ctc", "datasets": ["asr"], "max_steps": 2}
+    config = variant(recipe, tmp_path, stages=[stage], evaluation={"examples": 0})
+    monkeypatch.setenv(engine, "true")  # what `accelerate launch --config_file fsdp2.yaml` sets
+    with pytest.raises(ValueError, match=f"Stage 'align': the CTC warm-up runs under DDP or in one process, not "
+                       f"under {name}.*launched without the FSDP/DeepSpeed config file"):  # fmt: skip
+        run(config, tmp_path)
+
+
 @pytest.mark.parametrize("vocabulary", ["all", "batch"])
 def test_ctc_loss_learns_to_emit_the_transcript(recipe, vocabulary):
     from voxlm.modeling import VoxLMForConditionalGeneration

@@ -1,9 +1,10 @@
 import copy
+import json
 
 import pytest
 import torch
 from tiny import AUDIO_FAMILIES, tiny_audio_config, tiny_text_config, tiny_voxlm, tone
-from transformers import AutoModelForCausalLM, TextIteratorStreamer
+from transformers import AutoModelForCausalLM, TextIteratorStreamer, WhisperForConditionalGeneration
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxlm.modeling import VoxLMForConditionalGeneration
@@ -325,3 +326,80 @@ def test_tied_embeddings_survive_save_and_reload(tmp_path):
     lm = reloaded.language_model
     assert lm.lm_head.weight.data_ptr() == lm.model.embed_tokens.weight.data_ptr()
     assert torch.equal(lm.lm_head.weight, model.language_model.lm_head.weight)
+
+
+def test_a_model_sharded_by_fsdp2_saves_the_folder_one_process_would(tmp_path):
+    """What Trainer does under FSDP2: gather the full state dict, then `save_pretrained(state_dict=...)` on the
+    model whose class `fully_shard` swapped for torch's `FSDPVoxLMForConditionalGeneration`."""
+    import torch.distributed as dist
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    model, _ = tiny_voxlm("whisper", "llama")  # the tiny Llama ties its output layer to the embeddings
+    expected = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        fully_shard(model)
+        assert type(model).__name__ == "FSDPVoxLMForConditionalGeneration"
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model.save_pretrained(tmp_path, state_dict=get_model_state_dict(model, options=options))
+    finally:
+        dist.destroy_process_group()
+    files = {path.name for path in tmp_path.iterdir()}
+    assert {"modeling_voxlm.py", "configuration_voxlm.py", "whisper_encoder.py"} <= files
+    assert not any(name.startswith("_fsdp") for name in files), files
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_voxlm.VoxLMForConditionalGeneration"
+    saved = load_file(tmp_path / "model.safetensors")
+    assert "language_model.lm_head.weight" not in saved  # tied: saved once, as the embeddings
+    reloaded = VoxLMForConditionalGeneration.from_pretrained(tmp_path)
+    assert type(reloaded) is VoxLMForConditionalGeneration
+    assert all(torch.equal(reloaded.state_dict()[name], tensor) for name, tensor in expected.items())
+
+
+# The block each family repeats, as its tiny config builds it (wav2vec2-style encoders with `do_stable_layer_norm`
+# use their stable-layer-norm layers; wav2vec2, WavLM and data2vec-audio declare no `_no_split_modules` of their own).
+ENCODER_BLOCKS = {
+    "whisper": "WhisperEncoderLayer",
+    "wav2vec2": "Wav2Vec2EncoderLayerStableLayerNorm",
+    "hubert": "HubertEncoderLayerStableLayerNorm",
+    "wavlm": "WavLMEncoderLayerStableLayerNorm",
+    "data2vec-audio": "Data2VecAudioEncoderLayer",
+    "wav2vec2-bert": "Wav2Vec2BertEncoderLayer",
+}
+LLM_BLOCKS = {"llama": "LlamaDecoderLayer", "qwen2": "Qwen2DecoderLayer", "gpt2": "GPT2Block", "t5": "T5Block"}
+
+
+@pytest.mark.parametrize(
+    "audio_family, text_family",
+    [(family, "llama") for family in AUDIO_FAMILIES] + [("whisper", family) for family in LLM_BLOCKS],
+)
+def test_no_split_modules_name_the_blocks_the_model_builds(audio_family, text_family):
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+
+    model, _ = tiny_voxlm(audio_family, text_family)
+    names = set(model._no_split_modules) - {"ParametrizedConv1d"}  # HuBERT's weight-normed positional conv
+    assert names == {"VoxLMAdapter", ENCODER_BLOCKS[audio_family], LLM_BLOCKS[text_family]}
+    built = [type(module).__name__ for module in model.modules()]
+    assert all(name in built for name in model._no_split_modules)
+    # FSDP's transformer auto-wrap (what accelerate does with an FSDP config file) gives each block its own unit.
+    plugin = FullyShardedDataParallelPlugin(
+        fsdp_version=2,
+        auto_wrap_policy="transformer_based_wrap",
+        transformer_cls_names_to_wrap=sorted(model._no_split_modules),
+    )
+    policy = fsdp2_prepare_auto_wrap_policy(plugin, model)
+    wrapped = [type(module).__name__ for module in model.modules() if policy(module)]
+    num_llm_blocks = 4 if text_family == "t5" else 2  # T5: encoder and decoder blocks
+    assert wrapped.count(ENCODER_BLOCKS[audio_family]) == 2 and wrapped.count(LLM_BLOCKS[text_family]) == num_llm_blocks
+    assert wrapped.count("VoxLMAdapter") == 1
+
+
+def test_no_split_modules_follow_parts_assembled_after_init():
+    whisper = WhisperForConditionalGeneration(tiny_audio_config("whisper"))  # its list names the decoder layer too
+    assert "WhisperDecoderLayer" in whisper._no_split_modules
+    llm = AutoModelForCausalLM.from_config(tiny_text_config("gpt2", 160))
+    model = VoxLMForConditionalGeneration.from_parts(whisper, llm)
+    assert model._no_split_modules == {"GPT2Block", "VoxLMAdapter", "WhisperEncoderLayer"}

@@ -276,7 +276,7 @@ def train(args: AlignTrainArguments, training_args: AlignTrainingArguments):
     )
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
+    trainer.save_trained_model(training_args.output_dir)  # every process: FSDP/DeepSpeed gather the weights
     if trainer.is_world_process_zero():
         settings = {"prompt_format": prompt_format.to_dict(), "objective": args.objective}
         (Path(training_args.output_dir) / "align_settings.json").write_text(json.dumps(settings, indent=2))

@@ -95,6 +95,19 @@ def score_answers(examples: Sequence[dict], answers: Sequence[str], tasks: dict[
     return results
 
 
+def is_sharded(model) -> bool:
+    """Whether `model`'s parameters are sharded across processes (FSDP or DeepSpeed ZeRO-3)."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():
+        return True
+    try:
+        from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+    except ImportError:  # pragma: no cover - torch built without distributed support
+        return False
+    return any(isinstance(module, (FSDPModule, FullyShardedDataParallel)) for module in model.modules())
+
+
 def flat_metrics(results: dict[str, dict], prefix: str = "eval") -> dict[str, float]:
     """`{name: {metric: v}}` -> `{"eval_<name>_<metric>": v, ...}` for logging."""
     return {
@@ -110,7 +123,9 @@ class GenerationEvaluator:
     """Generation-based evaluation during training: a fixed set of examples, scored per task.
 
     With an `accelerator`, each process answers its share of the examples and the answers are gathered, so every
-    process returns the same metrics.
+    process returns the same metrics. A model sharded across the processes (FSDP, DeepSpeed ZeRO-3) gathers its
+    parameters in every forward pass, so all processes must run the same passes: each answers every example then
+    (`generate` keeps their steps in step with `synced_gpus`).
     """
 
     processor: object
@@ -124,7 +139,8 @@ class GenerationEvaluator:
 
     def __call__(self, model, accelerator=None) -> dict[str, dict]:
         rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-        indices = list(range(rank, len(self.examples), world))
+        shared = world > 1 and not is_sharded(model)
+        indices = list(range(rank, len(self.examples), world)) if shared else list(range(len(self.examples)))
         answers = generate_answers(
             model,
             self.processor,
@@ -137,7 +153,7 @@ class GenerationEvaluator:
             **self.generate_kwargs,
         )
         pairs = list(zip(indices, answers))
-        if world > 1:
+        if shared:
             from accelerate.utils import gather_object
 
             pairs = gather_object(pairs)

@@ -2,8 +2,8 @@
 
 [`VoxLMTrainer`] is `Trainer` with one addition: `train_batch_sampler=` (a `batching.BudgetBatchSampler`) replaces
 its fixed-size batches, or a `batching.BudgetBatchedStream` as `train_dataset` gives already-grouped batches from
-a stream. Everything else (optimizer, schedules, checkpoints, `resume_from_checkpoint`, logging, DDP/FSDP via
-accelerate) is `Trainer`'s own.
+a stream. Everything else (optimizer, schedules, checkpoints, `resume_from_checkpoint`, logging, DDP, FSDP and
+DeepSpeed via accelerate) is `Trainer`'s own; `save_trained_model` writes a self-contained folder under any engine.
 """
 
 import math
@@ -101,6 +101,32 @@ class VoxLMTrainer(Trainer):
         if shard is not None and getattr(shard, "batch_sampler", None) is self.train_batch_sampler:
             shard.num_processes, shard.process_index = 1, 0
         return loader
+
+    @property
+    def shards_parameters(self) -> bool:
+        """Whether every process holds only a shard of the parameters (FSDP, DeepSpeed ZeRO-3): the model must then
+        be gathered to be saved, and run on every process together."""
+        if self.is_fsdp_enabled:
+            return True
+        if not self.is_deepspeed_enabled:
+            return False
+        return self.accelerator.deepspeed_config["zero_optimization"].get("stage", 0) == 3
+
+    def save_trained_model(self, folder: str) -> None:
+        """Save the trained VoxLM model with its processor as a self-contained folder; call it on every process.
+
+        Under FSDP and DeepSpeed the full state dict is gathered first (accelerate's `get_state_dict`, as
+        `Trainer.save_model` does), and the main process writes the same folder as a single process would: every
+        weight, the processor and VoxLM's code files.
+        """
+        state_dict = None
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            state_dict = self.accelerator.get_state_dict(self.deepspeed if self.is_deepspeed_enabled else self.model)
+        if self.accelerator.is_main_process:
+            model = self.accelerator.unwrap_model(self.model)
+            model.save_pretrained(folder, state_dict=state_dict)
+            self.processing_class.save_pretrained(folder)
+        self.accelerator.wait_for_everyone()
 
     def _issue_warnings_after_load(self, load_result) -> None:
         """Trainer warns about every key missing from a loaded checkpoint; tied weights (an LLM's output layer

@@ -54,7 +54,7 @@ from voxlm.train.core.data import (
     load_dataset_spec,
 )
 from voxlm.train.core.evaluate import GenerationEvaluator, examples_from_mixture
-from voxlm.train.core.launch import distributed_state, use_cpu
+from voxlm.train.core.launch import distributed_state, sharded_engine, use_cpu
 from voxlm.train.core.models import ModelSpec, prepare_model_folder
 from voxlm.train.core.tables import render_table
 from voxlm.train.core.tasks import build_tasks, get_task
@@ -496,6 +496,12 @@ class Curriculum:
         if first and generation is not None:
             self.results.append(self._starting_point(model, generation))
         if stage.objective == "ctc":
+            if sharded_engine() is not None:
+                raise ValueError(
+                    f"Stage {stage.name!r}: the CTC warm-up runs under DDP or in one process, not under "
+                    f"{sharded_engine()} (its wrapper model keeps only the trainable tensors in its checkpoints); "
+                    "run the CTC stage as a recipe of its own, launched without the FSDP/DeepSpeed config file."
+                )
             trainer_model = CTCAlignmentModel(model, vocabulary=plan.spec.ctc_vocabulary)
             collator, label_names = CTCCollator(processor), ["ctc_labels"]
         else:
@@ -533,9 +539,12 @@ class Curriculum:
             eval_loss=eval_loss,
             metrics=metrics,
         )
-        if trainer.is_world_process_zero():
+        if trainer_model is model:
+            trainer.save_trained_model(os.path.join(stage_dir, "model"))  # every process: FSDP/DeepSpeed gather
+        elif trainer.is_world_process_zero():
             model.save_pretrained(os.path.join(stage_dir, "model"))
             processor.save_pretrained(os.path.join(stage_dir, "model"))
+        if trainer.is_world_process_zero():
             with open(os.path.join(stage_dir, STAGE_DONE), "w") as handle:
                 json.dump(asdict(result), handle, indent=2)
             if not config.keep_checkpoints:
@@ -543,6 +552,13 @@ class Curriculum:
                     if name.startswith("checkpoint-"):
                         shutil.rmtree(os.path.join(stage_dir, name))
         self.state.wait_for_everyone()
+        if trainer.is_deepspeed_enabled:
+            from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+            # The stage's Trainer told transformers that ZeRO-3 is on, which makes `from_pretrained` build models
+            # partitioned, collectively: the next stage (whose Trainer sets it again) and the final model, loaded
+            # by the main process alone, must load whole, as the first stage's model did.
+            unset_hf_deepspeed_config()
         return result
 
     def _weighted(self, name: str, weight: float) -> Source:
