@@ -311,6 +311,15 @@ class BudgetBatchedStream(torch.utils.data.IterableDataset):
         self.examples, self.cost, self.budget = examples, cost, budget
         self.max_batch_size, self.buffer_size, self.seed = max_batch_size, buffer_size, seed
 
+    @classmethod
+    def from_spec(
+        cls, spec: BatchingSpec, examples: Iterable, seed: int = 0, processor=None, positions_per_second=None
+    ) -> "BudgetBatchedStream":
+        """The stream a recipe's `BatchingSpec` asks for: `examples` (dicts with `audio` and `target`, e.g. from
+        `data.StreamingTaskMixture`) costed by [`ExampleCost`] and grouped through a buffer of `sort_window`."""
+        cost = ExampleCost(spec, processor, positions_per_second)
+        return cls(examples, cost, cost.budget, spec.max_batch_size, spec.sort_window or 1000, seed)
+
     def __iter__(self) -> Iterator[list]:
         return budget_batches(self.examples, self.cost, self.budget, self.max_batch_size, self.buffer_size, self.seed)
 

@@ -269,7 +269,7 @@ class Source:
 
     spec: DatasetSpec
     dataset: object  # datasets.Dataset or IterableDataset with canonical columns
-    task: object  # voxlm.train.core.tasks.Task
+    task: object  # voxlm.train.core.tasks.Task (None when a `StreamingTaskMixture(to_example=...)` reads the rows)
     weight: float = 1.0
     augment: object = None  # voxlm.train.core.augment.AugmentSpec: applied when examples are drawn for training
 
@@ -424,8 +424,12 @@ class StreamingTaskMixture(torch.utils.data.IterableDataset):
     Every process (and every data loader worker) reads its own shard of each source
     (`datasets.distributed.split_dataset_by_node`); each source is shuffled with a buffer of `shuffle_buffer` rows
     and starts a new, reshuffled epoch when it runs out. Sources are drawn by weight with a seeded generator, so
-    the stream is the same on every run. Training on it needs `max_steps`; `batching.budget_batches` groups the
-    examples by duration.
+    the stream is the same on every run. Training on it needs `max_steps`; `batching.BudgetBatchedStream.from_spec`
+    groups the examples into budgeted batches.
+
+    Args:
+        to_example: turns each row into an example in place of the sources' tasks (their `task` may then be None),
+            e.g. `voxlm.train.align.data.ContinuationExamples.example`; it should give `audio` and `target`.
     """
 
     def __init__(
@@ -436,9 +440,11 @@ class StreamingTaskMixture(torch.utils.data.IterableDataset):
         shuffle_buffer: int = 1000,
         rank: int = 0,
         world_size: int = 1,
+        to_example: Callable[[dict], dict] | None = None,
     ):
         if not sources:
             raise ValueError("A StreamingTaskMixture needs at least one data set.")
+        self.to_example = to_example
         self.sources = list(sources)
         self.seed = seed
         self.sampling_rate = sampling_rate
@@ -478,6 +484,9 @@ class StreamingTaskMixture(torch.utils.data.IterableDataset):
                 row = next(iterators[number], None)
                 if row is None:
                     raise ValueError(f"Streamed data set {self.sources[number].spec.name!r} yields no rows.")
+            if self.to_example is not None:  # the rows' own reader: no task prompts, no augmentation
+                yield self.to_example(row)
+                continue
             example_rng = np.random.default_rng([self.seed, shard, position])
             augment_rng = np.random.default_rng([self.seed, shard, position, 1])
             position += 1

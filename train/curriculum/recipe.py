@@ -41,7 +41,6 @@ from voxlm.train.core.batching import (
     BatchingSpec,
     BudgetBatchedStream,
     BudgetBatchSampler,
-    ExampleCost,
     example_costs,
 )
 from voxlm.train.core.config import check_keys, from_dict, load_config
@@ -590,11 +589,7 @@ class Curriculum:
         mixture = StreamingTaskMixture(
             streams, seed=seed, rank=self.state.process_index, world_size=self.state.num_processes
         )
-        cost = ExampleCost(batching, processor, positions_per_second)
-        stream = BudgetBatchedStream(
-            mixture, cost, cost.budget, batching.max_batch_size, batching.sort_window or 1000, seed
-        )
-        return stream, None
+        return BudgetBatchedStream.from_spec(batching, mixture, seed, processor, positions_per_second), None
 
     def _generation_datasets(self) -> list[str]:
         """The data sets answered by generation at the start and after every stage."""
