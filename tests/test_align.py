@@ -304,6 +304,55 @@ def test_budgeted_batches_keep_padded_seconds_within_the_budget_only_when_asked(
     assert loaded == [len(batch) for batch in batches]
 
 
+def test_streamed_examples_are_budgeted_batches_of_every_row_once_per_epoch(tiny_folder, tmp_path):
+    from voxlm.train.align.training import (
+        AlignTrainArguments,
+        AlignTrainingArguments,
+        build_model,
+        prompt_format_for,
+        streamed_batches,
+        training_examples,
+    )
+
+    data = continuation_table(tmp_path / "data", 8)  # the output folder of `align continuations`, clips of 0.4-0.7 s
+    args = AlignTrainArguments(
+        data=str(data), model=str(tiny_folder), streaming=True, max_seconds=1.5, max_batch_size=3, sort_window=8
+    )
+    model, processor = build_model(args)
+    examples = training_examples(args, prompt_format_for(args))
+    assert isinstance(examples.table, datasets.IterableDataset)
+    training_args = AlignTrainingArguments(output_dir=str(tmp_path / "out"), report_to=[], max_steps=4)
+    stream = iter(streamed_batches(args, examples, processor, model, training_args))
+    epoch = []
+    while sum(len(batch) for batch in epoch) < 8:
+        epoch.append(next(stream))
+    continuations = datasets.load_from_disk(str(data / "dataset"))["continuation"]
+    assert sorted(example["target"] for batch in epoch for example in batch) == sorted(continuations)
+    for batch in epoch:
+        seconds = [len(example["audio"]) / 16000 for example in batch]
+        assert len(batch) <= 3 and len(batch) * max(seconds) <= 1.5
+        assert all(example["instruction"] == BLSP_INSTRUCTION and example["transcript"] for example in batch)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"max_seconds": 10.0}, r"--streaming reads data that has no length: set --max_steps"),
+        (
+            {"max_steps": 4},
+            r"--streaming groups examples into budgeted batches .* set --max_seconds and/or --max_tokens",
+        ),
+    ],
+    ids=["without max_steps", "without a budget"],
+)
+def test_streaming_without_max_steps_or_a_budget_is_refused_before_the_model_loads(options, message, tmp_path):
+    arguments = ["train", "--data", str(tmp_path / "data"), "--model", str(tmp_path / "no-model"), "--streaming"]
+    arguments += ["--output_dir", str(tmp_path / "out"), "--report_to", "none"]
+    arguments += [item for key, value in options.items() for item in (f"--{key}", str(value))]
+    with pytest.raises(ValueError, match=message):
+        align.main(arguments)
+
+
 def kd_case(embeddings_coincide: bool):
     """A batch whose speech, if `embeddings_coincide`, enters the LLM as exactly the transcript's token embeddings."""
     model, processor = tiny_voxlm("whisper", "llama", adapter="blsp")

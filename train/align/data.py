@@ -19,15 +19,18 @@ logger = logging.get_logger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------- tables
-def load_table(source: str, split: str = "train", limit: int | None = None):
-    """A `datasets.Dataset` from a `save_to_disk` folder, a data file or a Hub data set name (see `DatasetSpec`);
-    the output folder of `align continuations` stands for its `dataset` folder."""
+def load_table(source: str, split: str = "train", limit: int | None = None, streaming: bool = False):
+    """A `datasets.Dataset` (an `IterableDataset` when `streaming`) from a `save_to_disk` folder, a data file or
+    folder of them, or a Hub data set name (see `DatasetSpec`); the output folder of `align continuations` stands
+    for its `dataset` folder."""
     path = Path(source)
     if (path / "dataset" / "state.json").is_file() and not (path / "state.json").is_file():
         path = path / "dataset"
     if not path.exists() and source.startswith((".", "/")):
         raise ValueError(f"{source} does not exist; pass a `save_to_disk` folder, a data file or a Hub name.")
-    return load_dataset_spec(DatasetSpec(path=str(path) if path.exists() else source, split=split, max_samples=limit))
+    return load_dataset_spec(
+        DatasetSpec(path=str(path) if path.exists() else source, split=split, max_samples=limit, streaming=streaming)
+    )
 
 
 def data_root(source: str) -> Path | None:
@@ -65,7 +68,8 @@ class ContinuationExamples:
 
     `example(row)` is `{"audio", "instruction", "target", "transcript"}`: the row's clip (relative paths read from
     `audio_root`), the `{transcript}` instruction, the continuation to learn and the transcript a teacher reads.
-    `seconds` and `target_texts()` give budgeted batching its costs (`batching.example_costs`).
+    `seconds` and `target_texts()` give budgeted batching its costs (`batching.example_costs`); a streamed `table`
+    has neither, its examples are costed one by one (`batching.ExampleCost`).
     """
 
     table: object  # datasets.Dataset

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 from transformers import TrainingArguments
 from transformers.utils import logging
 
-from voxlm.train.core.batching import BatchingSpec, BudgetBatchSampler, example_costs
-from voxlm.train.core.data import TEACHER_PREFIX, SpeechTaskCollator
+from voxlm.train.core.batching import BatchingSpec, BudgetBatchedStream, BudgetBatchSampler, example_costs
+from voxlm.train.core.data import TEACHER_PREFIX, DatasetSpec, Source, SpeechTaskCollator, StreamingTaskMixture
 from voxlm.train.core.launch import use_cpu
 from voxlm.train.core.models import ModelSpec, assemble_voxlm, is_voxlm_folder, load_voxlm
 from voxlm.train.core.prompts import BLSP_INSTRUCTION, TRANSCRIPT, PromptFormat
@@ -61,6 +61,14 @@ class AlignTrainArguments:
     transcript_column: str = field(default="transcript", metadata={"help": "Column of transcripts."})
     continuation_column: str = field(default="continuation", metadata={"help": "Column of continuations."})
     limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read --data lazily (`datasets` streaming: a Hub data set or a folder of parquet files too large "
+            "to load): each process reads its own shard and examples are grouped into budgeted batches as they "
+            "are read. Needs --max_steps and --max_seconds or --max_tokens."
+        },
+    )
     max_seconds: float | None = field(
         default=None,
         metadata={
@@ -74,6 +82,13 @@ class AlignTrainArguments:
         metadata={"help": "Budgeted batches: padded LLM positions per batch (audio + prompt + continuation)."},
     )
     max_batch_size: int = field(default=64, metadata={"help": "Budgeted batches: at most this many clips."})
+    sort_window: int = field(
+        default=1000,
+        metadata={
+            "help": "Budgeted batches: clips sorted by length together (with --streaming, the buffer read "
+            "before batches are cut)."
+        },
+    )
 
 
 @dataclass
@@ -217,13 +232,27 @@ def build_model(args: AlignTrainArguments, seed: int = 0):
     return model, processor
 
 
+def check_streaming(args: AlignTrainArguments, training_args: AlignTrainingArguments) -> None:
+    """Raise, naming the option to set, if `--streaming` lacks what a stream needs (before any model loads)."""
+    if not args.streaming:
+        return
+    if training_args.max_steps <= 0:
+        raise ValueError("--streaming reads data that has no length: set --max_steps (optimizer steps).")
+    if args.max_seconds is None and args.max_tokens is None:
+        raise ValueError(
+            "--streaming groups examples into budgeted batches as they are read: set --max_seconds and/or "
+            "--max_tokens (padded audio seconds / LLM positions per batch)."
+        )
+
+
 def training_examples(args: AlignTrainArguments, prompt_format: PromptFormat) -> ContinuationExamples:
-    table = load_table(args.data, args.split, args.limit)
+    """The continuation table (streamed with `--streaming`) read as training examples."""
+    table = load_table(args.data, args.split, args.limit, streaming=args.streaming)
     columns = [args.audio_column, args.continuation_column]
     if args.objective == "kd":
         columns.append(args.transcript_column)
     check_table_columns(table, columns, args.data)
-    if "length" not in table.column_names and args.transcript_column in table.column_names:
+    if not args.streaming and "length" not in table.column_names and args.transcript_column in table.column_names:
         # For `--train_sampling_strategy group_by_length`: characters stand in for audio + response length.
         lengths = [len(t) + len(c) for t, c in zip(table[args.transcript_column], table[args.continuation_column])]
         table = table.add_column("length", lengths)
@@ -237,39 +266,64 @@ def training_examples(args: AlignTrainArguments, prompt_format: PromptFormat) ->
     )
 
 
+def batching_spec(args: AlignTrainArguments) -> BatchingSpec:
+    return BatchingSpec(args.max_seconds, args.max_tokens, args.max_batch_size, args.sort_window)
+
+
 def batch_sampler(args: AlignTrainArguments, examples: ContinuationExamples, processor, model, seed: int):
     """Budgeted length-grouped batches when `--max_seconds` or `--max_tokens` asks for them, else None (the
     trainer's fixed-size batches)."""
     if args.max_seconds is None and args.max_tokens is None:
         return None
-    spec = BatchingSpec(args.max_seconds, args.max_tokens, args.max_batch_size)
+    spec = batching_spec(args)
     costs, _ = example_costs(examples, spec, processor, model.config.audio_positions_per_second)
     return BudgetBatchSampler.from_spec(spec, costs, seed)
+
+
+def streamed_batches(args: AlignTrainArguments, examples: ContinuationExamples, processor, model, training_args):
+    """The streamed table as budgeted batches of examples, read as the curriculum reads its streamed data sets:
+    each process its own shard (`StreamingTaskMixture`), grouped through a buffer (`BudgetBatchedStream`)."""
+    spec = batching_spec(args)
+    source = Source(DatasetSpec(path=args.data, split=args.split, streaming=True, name=args.data), examples.table, None)
+    mixture = StreamingTaskMixture(
+        [source],
+        seed=training_args.seed,
+        rank=training_args.process_index,
+        world_size=training_args.world_size,
+        to_example=examples.example,
+    )
+    positions_per_second = model.config.audio_positions_per_second
+    return BudgetBatchedStream.from_spec(spec, mixture, training_args.seed, processor, positions_per_second)
 
 
 def train(args: AlignTrainArguments, training_args: AlignTrainingArguments):
     """Run step 2 and save the model and processor to `training_args.output_dir`; returns the trainer."""
     if args.objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective {args.objective!r}; use one of {', '.join(OBJECTIVES)}.")
+    check_streaming(args, training_args)
     model, processor = build_model(args, training_args.seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info(f"Training {trainable:,} of {total:,} parameters (adapter only), objective {args.objective}.")
     prompt_format = prompt_format_for(args)
     examples = training_examples(args, prompt_format)
+    if args.streaming:  # the stream yields examples, already in batches
+        train_dataset, sampler = streamed_batches(args, examples, processor, model, training_args), None
+    else:  # the collator reads each row's clip
+        train_dataset, sampler = examples.table, batch_sampler(args, examples, processor, model, training_args.seed)
     collator = SpeechTaskCollator(
         processor,
         prompt_format=prompt_format.template,
         with_teacher=args.objective == "kd",
-        to_example=examples.example,
+        to_example=None if args.streaming else examples.example,
     )
     trainer = AlignTrainer(
         model=model,
         args=training_args,
-        train_dataset=examples.table,
+        train_dataset=train_dataset,
         data_collator=collator,
         processing_class=processor,
-        train_batch_sampler=batch_sampler(args, examples, processor, model, training_args.seed),
+        train_batch_sampler=sampler,
         objective=args.objective,
         kd_temperature=args.kd_temperature,
         kd_ce_weight=args.kd_ce_weight,
