@@ -152,6 +152,18 @@ def test_config_errors_name_the_problem(tmp_path):
         classify.ClassifyConfig.from_dict({"model": "m", "data": {"path": "d"}, "conditions": ["audio"]})
 
 
+@pytest.mark.parametrize("where", ["data", "top"])
+def test_streaming_is_refused_before_anything_loads_saying_why(where, tmp_path):
+    raw = {"model": "m", "data": {"path": str(tmp_path / "missing")}}
+    (raw["data"] if where == "data" else raw)["streaming"] = True
+    with pytest.raises(ValueError, match=r"`streaming: true` does not fit this recipe: the Lasso selection") as error:
+        classify.ClassifyConfig.from_dict(raw)
+    assert "Remove `streaming`" in str(error.value) and "fit in memory" in str(error.value)
+    assert str(error.value).startswith("config.data: " if where == "data" else "config: ")
+    raw = {"model": "m", "data": {"path": "d", "streaming": False}}
+    assert classify.ClassifyConfig.from_dict(raw).data.streaming is False
+
+
 def test_the_example_config_parses():
     from pathlib import Path
 

@@ -42,6 +42,12 @@ from .classification import add_lora, finetune_and_evaluate, load_classifier
 logger = logging.get_logger(__name__)
 
 CONDITIONS = ("text", "selected", "random", "all")
+NO_STREAMING = (
+    "`streaming: true` does not fit this recipe: the Lasso selection fits on the bag-of-tokens matrix of the whole "
+    "training split, so the splits are read into memory once and reused by every seed and condition. Remove "
+    "`streaming` and give a `save_to_disk` folder or a data set whose splits fit in memory (a sample of a larger "
+    "corpus, for instance)."
+)
 
 
 # ---------------------------------------------------------------------------------------------------- config
@@ -56,6 +62,11 @@ class DataConfig:
     train_split: str = "train"
     test_split: str = "test"
     unlabelled_split: str | None = None  # more sequences for the adaptation step, beside the training split
+    streaming: bool = False  # accepted so that `true` is refused with the reason (NO_STREAMING), not as a typo
+
+    def __post_init__(self):
+        if self.streaming:
+            raise ValueError(f"config.data: {NO_STREAMING}")
 
 
 @dataclass
@@ -114,6 +125,8 @@ class ClassifyConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> "ClassifyConfig":
         """The study from its YAML mapping, every key checked (see `voxlm.train.core.config.from_dict`)."""
+        if isinstance(raw, dict) and raw.get("streaming"):  # written beside `data:` rather than in it
+            raise ValueError(f"config: {NO_STREAMING}")
         return from_dict(cls, "config", raw)
 
     def __post_init__(self):
