@@ -46,14 +46,17 @@ def spoken_rows():
 
 def assert_every_example_once(root: Path, texts: list[str]) -> None:
     """The killed run's first 2 batches (checkpoint-2) and the resumed run's batches 3 and 4 of each process are
-    the whole epoch, each example once, in batches of `BATCH`."""
+    the whole epoch, each example once, in batches of `BATCH`, each process reading whole files of its own (the
+    targets end with their row number)."""
     trained = []
     for rank in range(2):
         before, after = batches(root, "killed", rank), batches(root, "resumed", rank)
         assert all(len(batch) == BATCH for batch in before + after)
         # The resumed run replays the stream from its start and skips the 2 batches the checkpoint has trained.
         assert after[:3] == before[:3]
-        trained += [text for batch in before[:2] + after[2:4] for text in batch]
+        mine = [text for batch in before[:2] + after[2:4] for text in batch]
+        assert len({int(text.rsplit(" ", 1)[1]) // (ROWS // SHARDS) for text in mine}) == SHARDS // 2
+        trained += mine
     assert sorted(trained) == sorted(texts)  # the whole epoch, each example exactly once, over both processes
 
 
@@ -87,7 +90,7 @@ def test_a_run_killed_mid_epoch_and_resumed_trains_on_every_example_once(corpus)
 
 def test_streamed_alignment_killed_mid_epoch_and_resumed_trains_on_every_example_once(tmp_path):
     rows = spoken_rows().select_columns(["audio", "text"]).rename_column("text", "transcript")
-    rows = rows.map(lambda row: {"continuation": f"and then {row['transcript']}"})  # unique targets
+    rows = rows.map(lambda row: {"continuation": f"and then {row['transcript']}"})  # unique, numbered targets
     write_shards(rows, tmp_path / "corpus")
     model, processor = tiny_voxlm("whisper", "llama", adapter="blsp")
     model.save_pretrained(tmp_path / "start")
