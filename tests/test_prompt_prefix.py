@@ -79,3 +79,33 @@ def test_batches_and_callers_caches_are_left_alone(tiny):
     inputs = inputs_for(processor, 1.0, seed=1)
     model.generate(**inputs, max_new_tokens=1, do_sample=False, cache_implementation="static")
     assert lengths == [inputs["input_ids"].shape[1]]
+
+
+def test_the_pipeline_and_the_chat_engine_prefill_only_what_follows_the_prefix():
+    from hub_helpers import distinct_tiny_voxlm
+
+    from voxlm.chat.engine import ChatEngine, Conversation, Settings, user_message
+    from voxlm.processing import VoxLMSpokenPromptPipeline
+
+    model, processor = distinct_tiny_voxlm(lora=False)
+    lengths = []
+    model.language_model.register_forward_pre_hook(
+        lambda module, args, kwargs: lengths.append(
+            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]).shape[1]
+        ),
+        with_kwargs=True,
+    )
+    pipe = VoxLMSpokenPromptPipeline(model=model, processor=processor, device=-1)
+    engine = ChatEngine(model, processor, name="tiny")
+    for clip in (tone(1.0, seed=1), tone(0.8, seed=2)):
+        lengths.clear()
+        pipe(clip, instruction="transcribe the audio", max_new_tokens=2)
+        pipe_lengths = list(lengths)
+        lengths.clear()
+        user = user_message(clip, "transcribe the audio")
+        list(engine.stream(Conversation(), user, Settings(max_new_tokens=2), clip))
+        inputs = processor.apply_chat_template([user], add_generation_prompt=True, tokenize=True, sampling_rate=16000)
+        prefix = prefix_length(model, inputs)
+        # both build the same prompt: its prefix is cached by the first call and read from the cache after that
+        assert pipe_lengths[-2:] == [inputs["input_ids"].shape[1] - prefix, 1]
+        assert lengths == [inputs["input_ids"].shape[1] - prefix, 1]

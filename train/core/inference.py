@@ -5,7 +5,9 @@
 `quantize` names a preset; each is an ordinary `from_pretrained` argument (`dtype=` or `quantization_config=`), so
 the same model loads without voxlm as
 
-    AutoModel.from_pretrained(repo, trust_remote_code=True, quantization_config={"quant_method": "voxlm", "bits": 4})
+    AutoModel.from_pretrained(
+        repo, trust_remote_code=True, quantization_config={"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8}
+    )
 """
 
 import os
