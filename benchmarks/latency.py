@@ -12,10 +12,14 @@ request as text). From the waveform: time to the first new token, and to a 32-to
 `min_new_tokens` = `max_new_tokens`); decode ms/token = (answer - first) / 31. Every model is loaded once; every
 pass visits all cells in a fresh random order (`benchmarks.timing`); a round during which other processes kept more
 than `--max-other-cores` cores busy is contended and never enters a reported median. Peak memory: the weights'
-bytes, and the peak extra resident memory of a 32-token answer (`RssProbe`).
+bytes, and the peak extra resident memory of a 32-token answer (`RssProbe`). VoxLM's `generate` keeps the cache of
+the prompt's text before the audio (`reuse_prompt_prefix`), so every timed VoxLM call after the warm-up prefills only
+the audio and what follows it, as every turn after the first of a session does. Run this section on an otherwise idle
+machine: the contention check marks contended rounds, it cannot make them clean.
 
-`quality`: on the same evaluation sets as `voxlm demo` (24 held-out sentences and 24 spoken questions in held-out
-voices, 22 real recordings), repeat-WER and spoken-QA accuracy of each variant and of the cascade, and each
+`quality`: on the same evaluation sets as `voxlm demo` (held-out sentences in held-out voices, WordNet sentences in
+piper's held-out voice, real recordings, template and open spoken questions; `--per-set` clips each), repeat-WER and
+spoken-QA accuracy of each variant and of the cascade, and each
 variant's difference from fp32 on the same clips with a paired-bootstrap 95% interval: a difference whose interval
 contains 0 is within noise.
 
