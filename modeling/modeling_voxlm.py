@@ -521,9 +521,13 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             return None
         prefix = input_ids[:, : int(audio_positions[0])]
         # The cache is valid for these tokens and these weights: in-place updates (an optimizer step, `load_state_dict`)
-        # bump a parameter's version, and replacing or moving layers changes the parameters themselves.
-        weights = [(id(p), p._version, p.dtype, p.device) for p in self.language_model.parameters()]
-        key = (tuple(prefix[0].tolist()), hash(tuple(weights)))
+        # bump a tensor's version, and replacing (quantizing) or moving layers changes the tensors themselves.
+        # Quantized weights are buffers. Inference tensors keep no version: they change only in inference mode.
+        weights = tuple(
+            (id(t), None if t.is_inference() else t._version, t.dtype, t.device)
+            for t in (*self.language_model.parameters(), *self.language_model.buffers())
+        )
+        key = (tuple(prefix[0].tolist()), weights)
         cached = getattr(self, "_prefix_cache", None)
         if cached is None or cached[0] != key:
             from transformers import DynamicCache

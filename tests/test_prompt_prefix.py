@@ -4,6 +4,9 @@ import pytest
 import torch
 from tiny import tiny_voxlm, tone
 
+from voxlm.modeling import VoxLMQuantizationConfig
+from voxlm.modeling.quantization_voxlm import quantize_linear_layers
+
 PROMPT = "hello there my friend <|audio|> world"
 # A text-width Llama whose greedy tokens depend on the input (see test_quantization.WIDE).
 WIDE = {"hidden_size": 64, "intermediate_size": 128, "head_dim": 16, "initializer_range": 0.1}
@@ -51,6 +54,7 @@ def test_reused_prefix_gives_the_same_tokens_and_prefills_only_the_rest(tiny):
 
 
 def test_the_prefix_is_computed_again_when_the_weights_or_the_text_change(tiny):
+    """An in-place update, replaced (quantized) layers and another prompt text each make a new prefix cache."""
     model, processor, lengths = tiny
     inputs = inputs_for(processor, 1.0, seed=1)
     prefix = prefix_length(model, inputs)
@@ -64,6 +68,10 @@ def test_the_prefix_is_computed_again_when_the_weights_or_the_text_change(tiny):
     model.reuse_prompt_prefix = False
     assert torch.equal(after, model.generate(**inputs, max_new_tokens=6, do_sample=False))
     model.reuse_prompt_prefix = True
+    lengths.clear()
+    quantize_linear_layers(model, VoxLMQuantizationConfig(bits=4))  # new layers whose weights are buffers
+    model.generate(**inputs, max_new_tokens=1, do_sample=False)
+    assert lengths[0] == prefix
     lengths.clear()
     other = processor(text=["a different request " + PROMPT], audio=[tone(1.0, seed=1)], sampling_rate=16000)
     model.generate(**other, max_new_tokens=1, do_sample=False)
