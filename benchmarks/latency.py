@@ -1,7 +1,7 @@
 """Answering latency on a CPU: the shipped VoxLM model (fp32, bf16, int8, int4) next to the cascade.
 
     python -m benchmarks.latency                              # both sections -> benchmarks/results/latency.json
-    /work/bin/quietly python -m benchmarks.latency --sections latency     # timings only, on a quiet machine
+    python -m benchmarks.latency --sections latency           # timings only: run on an otherwise idle machine
     python -m benchmarks.latency --sections quality           # quality only (needs no quiet machine)
     python -m benchmarks.latency --quick                      # smoke test: 2 s clips, fp32 and int4, 2 clips/set
     python -m benchmarks.latency --report benchmarks/results/latency.json
@@ -12,10 +12,14 @@ request as text). From the waveform: time to the first new token, and to a 32-to
 `min_new_tokens` = `max_new_tokens`); decode ms/token = (answer - first) / 31. Every model is loaded once; every
 pass visits all cells in a fresh random order (`benchmarks.timing`); a round during which other processes kept more
 than `--max-other-cores` cores busy is contended and never enters a reported median. Peak memory: the weights'
-bytes, and the peak extra resident memory of a 32-token answer (`RssProbe`).
+bytes, and the peak extra resident memory of a 32-token answer (`RssProbe`). VoxLM's `generate` keeps the cache of
+the prompt's text before the audio (`reuse_prompt_prefix`), so every timed VoxLM call after the warm-up prefills only
+the audio and what follows it, as every turn after the first of a session does. Run this section on an otherwise idle
+machine: the contention check marks contended rounds, it cannot make them clean.
 
-`quality`: on the same evaluation sets as `voxlm demo` (24 held-out sentences and 24 spoken questions in held-out
-voices, 22 real recordings), repeat-WER and spoken-QA accuracy of each variant and of the cascade, and each
+`quality`: on the same evaluation sets as `voxlm demo` (held-out sentences in held-out voices, WordNet sentences in
+piper's held-out voice, real recordings, template and open spoken questions; `--per-set` clips each), repeat-WER and
+spoken-QA accuracy of each variant and of the cascade, and each
 variant's difference from fp32 on the same clips with a paired-bootstrap 95% interval: a difference whose interval
 contains 0 is within noise.
 
@@ -49,6 +53,28 @@ CASCADE = "cascade"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latency.json"
 # The request of the timed answers; the cascade gets the same one with the transcript in the text.
 INSTRUCTION = "Repeat exactly what was said."
+# The demo's evaluation sets (`voxlm.train.offline.demo.SETS`) and the requests scored on them: name -> (set, task).
+SETS = {
+    "templates": "eval_templates",
+    "heldout_engine": "eval_heldout_engine",
+    "real": "eval_real",
+    "open_questions": "eval_open_questions",
+    "template_questions": "eval_template_questions",
+}
+QUALITY_REQUESTS = {
+    "repeat_templates": ("templates", "repeat"),
+    "repeat_heldout_engine": ("heldout_engine", "repeat"),
+    "repeat_real": ("real", "repeat"),
+    "answer_templates": ("template_questions", "answer"),
+    "answer_open": ("open_questions", "answer"),
+}
+QUALITY_NAMES = {
+    "repeat_templates": "repeat-WER held-out voices",
+    "repeat_heldout_engine": "repeat-WER held-out engine",
+    "repeat_real": "repeat-WER real",
+    "answer_templates": "QA accuracy template questions",
+    "answer_open": "QA accuracy open questions",
+}
 
 
 def say(message: str) -> None:
@@ -131,7 +157,7 @@ def evaluation_data(workdir: Path, per_set: int) -> dict:
     from voxlm.train.offline.demo import build_eval_data, load_eval_data
 
     folder = workdir / f"eval-data-{per_set}"
-    if not (folder / "questions" / "state.json").is_file():
+    if not (folder / SETS["templates"]).is_dir():  # the build resumes set by set; piper's sets need piper
         say(f"building the evaluation sets in {folder} (espeak-ng)")
         build_eval_data(folder, per_set)
     return load_eval_data(folder)
@@ -217,8 +243,7 @@ def answers(system, data: dict, batch_size: int) -> dict[str, list[str]]:
     from voxlm.train.core.evaluate import generate_answers
     from voxlm.train.offline.demo import MAX_NEW_TOKENS, SPEECH_PROMPTS, TEXT_PROMPTS
 
-    requests = {"repeat_heldout": ("heldout", "repeat"), "repeat_real": ("real", "repeat"),
-                "answer": ("questions", "answer")}  # fmt: skip
+    requests = {name: request for name, request in QUALITY_REQUESTS.items() if request[0] in data}
     if system.name == CASCADE:
         from voxlm.train.align.continuations import greedy_config
         from voxlm.train.align.evaluate import text_responses
@@ -249,19 +274,23 @@ def answers(system, data: dict, batch_size: int) -> dict[str, list[str]]:
 
 
 def per_clip_scores(responses: dict, data: dict) -> dict[str, np.ndarray]:
-    """Per clip: word edits and reference words (repeat sets), 0/1 correctness (questions)."""
+    """Per clip: word edits and reference words (repeat requests), 0/1 correctness (questions)."""
     from voxlm.train.core.metrics import word_error_rate
     from voxlm.train.offline.sentences import SpokenQuestion, answer_is_correct, normalize_text
 
     scores = {}
-    for name, dataset in (("repeat_heldout", "heldout"), ("repeat_real", "real")):
-        words = np.array([len(normalize_text(text).split()) for text in data[dataset]["text"]], dtype=float)
-        wers = np.array([word_error_rate([ref], [hyp]) for ref, hyp in zip(data[dataset]["text"], responses[name])])
-        scores[name] = np.stack([wers * words, words])
-    questions = data["questions"]
-    items = [SpokenQuestion(t, a, "", tuple(al)) for t, a, al in
-             zip(questions["text"], questions["answer"], questions["aliases"])]  # fmt: skip
-    scores["answer"] = np.array([answer_is_correct(r, q) for r, q in zip(responses["answer"], items)], dtype=float)
+    for name, (dataset, task) in QUALITY_REQUESTS.items():
+        if name not in responses:
+            continue
+        table = data[dataset]
+        if task == "repeat":
+            words = np.array([len(normalize_text(text).split()) for text in table["text"]], dtype=float)
+            wers = np.array([word_error_rate([ref], [hyp]) for ref, hyp in zip(table["text"], responses[name])])
+            scores[name] = np.stack([wers * words, words])
+        else:
+            items = [SpokenQuestion(t, a, "", tuple(al)) for t, a, al in
+                     zip(table["text"], table["answer"], table["aliases"])]  # fmt: skip
+            scores[name] = np.array([answer_is_correct(r, q) for r, q in zip(responses[name], items)], dtype=float)
     return scores
 
 
@@ -338,21 +367,20 @@ def render(results: dict) -> str:
         text.append(render_table(*acceptance_table(latency)))
     quality = results.get("quality")
     if quality:
-        header = ["system", "repeat-WER held-out voices", "repeat-WER real", "spoken-QA accuracy",
+        keys = [key for key in QUALITY_REQUESTS if key in quality[0]]
+        header = ["system", *(f"{QUALITY_NAMES[key]} ({quality[0][f'{key}_clips']})" for key in keys),
                   "identical answers to fp32"]  # fmt: skip
         body = []
         for row in quality:
             cells = [row["system"]]
-            for key in ("repeat_heldout", "repeat_real", "answer"):
+            for key in keys:
                 interval = row.get(f"{key}_delta_interval")
                 extra = "" if interval is None else f" (Δ 95% [{interval[0]:+.3f}, {interval[1]:+.3f}])"
                 cells.append(f"{row[key]:.3f}{extra}")
             cells.append(row.get("identical_to_fp32", "-"))
             body.append(cells)
-        clips = quality[0]
-        text += ["", f"Quality ({clips['repeat_heldout_clips']} held-out sentences, {clips['repeat_real_clips']} real "
-                 f"recordings, {clips['answer_clips']} spoken questions; Δ: paired-bootstrap interval of the "
-                 "difference from fp32)", "", render_table(header, body)]  # fmt: skip
+        text += ["", "Quality (clips per set in brackets; Δ: paired-bootstrap interval of the difference from fp32)",
+                 "", render_table(header, body)]  # fmt: skip
     return "\n".join(text)
 
 
@@ -452,7 +480,7 @@ def main(argv=None) -> int:
         }
         if "latency" in args.sections:
             say(f"latency: {', '.join(systems)} on {args.seconds} s clips")
-            results["latency"] = latency_section(args, systems, data["heldout"]["audio"])
+            results["latency"] = latency_section(args, systems, data["templates"]["audio"])
         if "quality" in args.sections:
             say("quality: repeat-WER and spoken-QA on the evaluation sets")
             results["quality"] = quality_section(args, systems, data)

@@ -5,6 +5,7 @@ audio --encoder (real length, windowed)--> (N, T_enc, d_audio) --layer choice/mi
       --masked_scatter into the `<|audio|>` placeholder embeddings--> language model
 """
 
+import copy
 import glob
 import inspect
 import os
@@ -517,16 +518,70 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         )
         return type(outputs)(loss=loss, **outputs)  # rebuilt so that `loss` comes first, as `outputs[0]`
 
+    # `generate` keeps the language model's cache of the text before the first audio clip (the system prompt and the
+    # turn's header) and starts the next single-prompt generation with that prefix from it; set False to prefill
+    # every prompt whole.
+    reuse_prompt_prefix = True
+
     @torch.no_grad()
     def generate(self, *args, **kwargs):
-        """`GenerationMixin.generate`; audio enters at prefill only. Encoder-decoder LMs get the merged embeddings."""
+        """`GenerationMixin.generate`; audio enters at prefill only. Encoder-decoder LMs get the merged embeddings.
+
+        A decoder-only model given one prompt (no padding, no cache of the caller's) starts from its cache of the
+        prompt's text before the first audio placeholder when the previous prompt began with the same text: only the
+        audio and what follows it are prefilled (see `reuse_prompt_prefix`).
+        """
         if not self.config.is_encoder_decoder:
+            prefix_cache = self._prompt_prefix_cache(args[0] if args else kwargs.get("input_ids"), kwargs)
+            if prefix_cache is not None:
+                kwargs["cache"] = prefix_cache
             return super().generate(*args, **kwargs)
         input_ids = args[0] if args else kwargs.pop("input_ids")
         inputs_embeds, _ = self._merge_audio(
             input_ids, kwargs.pop("input_features", None), kwargs.pop("input_features_mask", None)
         )
         return self.language_model.generate(inputs_embeds=inputs_embeds, **kwargs)
+
+    def _prompt_prefix_cache(self, input_ids: torch.Tensor | None, kwargs: dict):
+        """A copy of the cached prefix of `input_ids` (text before the first audio placeholder), computed and kept if
+        it is new; None when reuse does not apply (batched or padded prompts, a cache or embeddings passed, no
+        audio, a cache implementation other than the default, or reuse switched off)."""
+        if (
+            not self.reuse_prompt_prefix
+            or self.training
+            or input_ids is None
+            or input_ids.shape[0] != 1
+            or kwargs.get("cache") is not None
+            or kwargs.get("past_key_values") is not None
+            or kwargs.get("inputs_embeds") is not None
+            or kwargs.get("cache_implementation") is not None
+            or getattr(kwargs.get("generation_config"), "cache_implementation", None) is not None
+            or self.generation_config.cache_implementation is not None
+        ):
+            return None
+        attention_mask = kwargs.get("attention_mask")
+        if attention_mask is not None and not bool(attention_mask.all()):
+            return None
+        audio_positions = (input_ids[0] == self.config.audio_token_id).nonzero()
+        if audio_positions.numel() == 0 or int(audio_positions[0]) < 2:
+            return None
+        prefix = input_ids[:, : int(audio_positions[0])]
+        # The cache is valid for these tokens and these weights: in-place updates (an optimizer step, `load_state_dict`)
+        # bump a tensor's version, and replacing (quantizing) or moving layers changes the tensors themselves.
+        # Quantized weights are buffers. Inference tensors keep no version: they change only in inference mode.
+        weights = tuple(
+            (id(t), None if t.is_inference() else t._version, t.dtype, t.device)
+            for t in (*self.language_model.parameters(), *self.language_model.buffers())
+        )
+        key = (tuple(prefix[0].tolist()), weights)
+        cached = getattr(self, "_prefix_cache", None)
+        if cached is None or cached[0] != key:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.language_model.config)
+            self.language_model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
+            self._prefix_cache = cached = (key, cache)
+        return copy.deepcopy(cached[1])
 
     # ------------------------------------------------------------------------------------------- assembly
     @classmethod

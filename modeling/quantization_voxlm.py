@@ -46,9 +46,11 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         modules (`list[str]`, *optional*, defaults to `["language_model"]`): the sub-models whose linear layers
             are quantized: `"language_model"` and/or `"audio_tower"`. The adapter (`projector`) always stays in
             full precision.
-        lm_head_bits (`int`, *optional*): bits of the language model's output layer (4 or 8), or None to keep it in
-            full precision. Quantized, a tied output layer gets its own copy; the input embedding stays in full
-            precision (a lookup reads one row per token, the output layer reads all of them).
+        lm_head_bits (`int`, *optional*): bits of the language model's output layer, or None to keep it in full
+            precision: 4 (int4 in groups of `group_size`) or 8 (8-bit weights in groups of `group_size`, bf16
+            activations: `VoxLMInt8GroupLinear`, not the dynamic int8 of the other layers). Quantized, a tied output
+            layer gets its own copy; the input embedding stays in full precision (a lookup reads one row per token,
+            the output layer reads all of them).
         modules_to_not_convert (`list[str]`, *optional*): names (or name suffixes) of linear layers to keep.
     """
 
@@ -148,6 +150,80 @@ class VoxLMInt4Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
 
 
+class VoxLMInt8GroupLinear(nn.Module):
+    """`nn.Linear` with group-wise asymmetric 8-bit weights, multiplied as two int4 planes by the int4 kernel.
+
+    A weight is `level * scale + low` per group of `group_size` inputs, `level` in [0, 255]. Its high and low nibbles
+    are two int4 weight planes of `aten._weight_int4pack_mm_for_cpu` (high: scale 16 * scale; low: scale), so the
+    product costs two int4 products (one byte per weight, like int8) and needs no int8 kernel: fbgemm's dynamic int8
+    quantizes the activations too, which changed answers at the output layer, and the int8 weight-only kernel
+    (`aten._weight_int8pack_mm`) is a scalar loop on CPUs without AVX-512. Used for the output layer
+    (`lm_head_bits=8`), which reads a third of a small model's weight bytes per token.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, group_size: int = 32):
+        super().__init__()
+        if in_features % group_size:
+            raise ValueError(f"in_features={in_features} is not a multiple of the group size {group_size}.")
+        self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
+        groups = in_features // group_size
+        self.register_buffer("qweight", torch.zeros(out_features, in_features, dtype=torch.uint8))
+        self.register_buffer("scales", torch.zeros(out_features, groups))
+        self.register_buffer("lows", torch.zeros(out_features, groups))
+        self.register_buffer("bias", torch.zeros(out_features) if bias else None)
+        self._packed: tuple | None = None
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int) -> "VoxLMInt8GroupLinear":
+        weight = linear.weight.detach().float()
+        out_features, in_features = weight.shape
+        module = cls(in_features, out_features, linear.bias is not None, group_size).to(weight.device)
+        grouped = weight.reshape(out_features, -1, group_size)
+        low, high = grouped.amin(-1), grouped.amax(-1)
+        scales = ((high - low) / 255).clamp(min=1e-8)
+        levels = ((grouped - low[..., None]) / scales[..., None]).round().clamp(0, 255).to(torch.uint8)
+        module.qweight.copy_(levels.reshape(out_features, in_features))
+        module.scales.copy_(scales)
+        module.lows.copy_(low)
+        if linear.bias is not None:
+            module.bias.copy_(linear.bias.detach())
+        return module
+
+    def dequantized_weight(self) -> torch.Tensor:
+        levels = self.qweight.reshape(self.out_features, -1, self.group_size).float()
+        weight = levels * self.scales[..., None] + self.lows[..., None]
+        return weight.reshape(self.out_features, self.in_features)
+
+    def _cpu_kernel_inputs(self) -> tuple:
+        if self._packed is None or self._packed[0] != self.qweight.device:
+            # The kernel takes outputs in multiples of 16: pad with zero rows, cut from the product.
+            padding = (-self.out_features) % 16
+            qweight, scales, lows = (F.pad(t, (0, 0, 0, padding)) for t in (self.qweight, self.scales, self.lows))
+            high, low = (qweight >> 4).to(torch.int32), (qweight & 15).to(torch.int32)
+            # the kernel computes (q - 8) * scale + offset: high plane 16 * scale and offset 128 * scale + low
+            # (16 * high * scale + low), low plane scale and offset 8 * scale (low * scale)
+            planes = []
+            for nibbles, scale, offset in ((high, 16 * scales, 128 * scales + lows), (low, scales, 8 * scales)):
+                packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(nibbles, 1)
+                scales_and_offsets = torch.stack([scale, offset], dim=-1).transpose(0, 1).contiguous()
+                planes.append((packed, scales_and_offsets.to(torch.bfloat16)))
+            self._packed = (self.qweight.device, planes)
+        return self._packed[1]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.device.type != "cpu":
+            return F.linear(hidden, self.dequantized_weight().to(hidden.dtype), self.bias)
+        flat = hidden.reshape(-1, self.in_features).to(torch.bfloat16)
+        (high, high_scales), (low, low_scales) = self._cpu_kernel_inputs()
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, high, self.group_size, high_scales).float()
+        out = out + torch.ops.aten._weight_int4pack_mm_for_cpu(flat, low, self.group_size, low_scales).float()
+        out = out[:, : self.out_features].to(hidden.dtype).reshape(*hidden.shape[:-1], self.out_features)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
+
+
 class VoxLMInt8Linear(nn.Module):
     """`nn.Linear` with symmetric per-output-channel int8 weights.
 
@@ -211,7 +287,8 @@ def quantize_linear_layers(model: nn.Module, config: VoxLMQuantizationConfig) ->
         for name, module in list(submodel.named_modules()):
             if not isinstance(module, nn.Linear) or type(module).__name__ != "Linear":
                 continue  # subclasses (e.g. LoRA layers) keep their own forward
-            bits = config.lm_head_bits if name.split(".")[-1] == "lm_head" else config.bits
+            is_head = name.split(".")[-1] == "lm_head"
+            bits = config.lm_head_bits if is_head else config.bits
             if bits is None:
                 continue
             if any(name == skip or name.endswith("." + skip) for skip in config.modules_to_not_convert):
@@ -223,11 +300,18 @@ def quantize_linear_layers(model: nn.Module, config: VoxLMQuantizationConfig) ->
                     f"{module.out_features}."
                 )
                 continue
-            quantized = (
-                VoxLMInt4Linear.from_linear(module, config.group_size)
-                if bits == 4
-                else VoxLMInt8Linear.from_linear(module)
-            )
+            if is_head and bits == 8 and module.in_features % config.group_size:
+                logger.warning_once(
+                    f"{submodel_name}.{name} stays in full precision: 8-bit groups need inputs in multiples of the "
+                    f"group size ({config.group_size}), it has {module.in_features}."
+                )
+                continue
+            if bits == 4:
+                quantized = VoxLMInt4Linear.from_linear(module, config.group_size)
+            elif is_head:
+                quantized = VoxLMInt8GroupLinear.from_linear(module, config.group_size)
+            else:
+                quantized = VoxLMInt8Linear.from_linear(module)
             parent_name, _, child = name.rpartition(".")
             setattr(submodel.get_submodule(parent_name) if parent_name else submodel, child, quantized)
             replaced += 1
@@ -274,4 +358,11 @@ if QUANT_METHOD not in AUTO_QUANTIZER_MAPPING:
     register_quantizer(QUANT_METHOD)(VoxLMQuantizer)
 
 
-__all__ = ["VoxLMInt4Linear", "VoxLMInt8Linear", "VoxLMQuantizationConfig", "VoxLMQuantizer", "quantize_linear_layers"]
+__all__ = [
+    "VoxLMInt4Linear",
+    "VoxLMInt8GroupLinear",
+    "VoxLMInt8Linear",
+    "VoxLMQuantizationConfig",
+    "VoxLMQuantizer",
+    "quantize_linear_layers",
+]

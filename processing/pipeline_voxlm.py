@@ -8,7 +8,7 @@ A pushed VoxLM repository names this class in `config.json` (`custom_pipelines`)
 works without the voxlm package. A quantized model loads through the same call (see `quantization_voxlm.py`):
 
     pipe = pipeline(model="user/voxlm-model", trust_remote_code=True,
-                    model_kwargs={"quantization_config": {"quant_method": "voxlm", "bits": 4}})
+                    model_kwargs={"quantization_config": {"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8}})
 
 Like the modeling files, this file travels to Hub repositories: it imports only
 numpy, torch and transformers.

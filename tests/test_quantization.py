@@ -11,7 +11,12 @@ from torch import nn
 from transformers import AutoModel
 
 from voxlm.modeling import VoxLMForConditionalGeneration, VoxLMQuantizationConfig
-from voxlm.modeling.quantization_voxlm import VoxLMInt4Linear, VoxLMInt8Linear, quantize_linear_layers
+from voxlm.modeling.quantization_voxlm import (
+    VoxLMInt4Linear,
+    VoxLMInt8GroupLinear,
+    VoxLMInt8Linear,
+    quantize_linear_layers,
+)
 from voxlm.train.core.inference import load_for_inference, quantization_kwargs
 
 # A tiny Llama whose widths the int4 kernel accepts (inputs in multiples of 32, outputs of 16), with weights large
@@ -28,24 +33,33 @@ def tiny_inputs(processor):
     return processor(text=PROMPTS, audio=[tone(1.0, seed=1), tone(0.6, seed=2)], sampling_rate=16000)
 
 
-@pytest.mark.parametrize("bits", [4, 8])
-def test_quantized_linear_equals_its_dequantized_weights(bits):
+@pytest.mark.parametrize("kind", ["int4", "int8", "int8-groups"])
+def test_quantized_linear_equals_its_dequantized_weights(kind):
     torch.manual_seed(0)
     linear = nn.Linear(64, 48)
-    layer = VoxLMInt4Linear.from_linear(linear, 32) if bits == 4 else VoxLMInt8Linear.from_linear(linear)
+    if kind == "int4":
+        layer = VoxLMInt4Linear.from_linear(linear, 32)
+    elif kind == "int8":
+        layer = VoxLMInt8Linear.from_linear(linear)
+    else:
+        layer = VoxLMInt8GroupLinear.from_linear(linear, 32)
     weight = layer.dequantized_weight()
     # Rounding to the nearest level: at most half a step from the original weight.
-    if bits == 4:
-        step = layer.scales.repeat_interleave(32, dim=1)
-    else:
+    if kind == "int8":
         step = layer.scales[:, None].expand_as(weight)
+    else:
+        step = layer.scales.repeat_interleave(32, dim=1)
     assert torch.all((weight - linear.weight).abs() <= step / 2 + 1e-6)
     x = torch.randn(3, 5, 64)
     reference = nn.functional.linear(x, weight, linear.bias)
     out = layer(x)
     assert out.shape == (3, 5, 48) and out.dtype == torch.float32
-    # bf16 activations (int4) or per-call int8 activations (int8) add their own rounding
+    # bf16 activations (int4, 8-bit groups) or per-call int8 activations (int8) add their own rounding
     assert (out - reference).norm() / reference.norm() < 0.02
+    if kind == "int8-groups":  # 255 levels per group: much closer to the full-precision layer than int4
+        full = linear(x)
+        int4 = VoxLMInt4Linear.from_linear(linear, 32)(x)
+        assert (out - full).norm() < (int4 - full).norm() / 8
 
 
 def test_from_pretrained_quantizes_the_language_model_only(tmp_path):
@@ -63,7 +77,7 @@ def test_from_pretrained_quantizes_the_language_model_only(tmp_path):
     head8 = VoxLMForConditionalGeneration.from_pretrained(
         tmp_path, quantization_config={"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8}
     )
-    assert isinstance(head8.language_model.lm_head, VoxLMInt8Linear)
+    assert isinstance(head8.language_model.lm_head, VoxLMInt8GroupLinear)  # weight-only, not dynamic int8
     both = VoxLMForConditionalGeneration.from_pretrained(
         tmp_path, quantization_config=VoxLMQuantizationConfig(bits=8, modules=["language_model", "audio_tower"])
     )
@@ -147,3 +161,12 @@ def test_load_for_inference_presets(tmp_path):
     assert isinstance(int8.language_model.model.layers[0].mlp.up_proj, VoxLMInt8Linear)
     out = int8.generate(**tiny_inputs(loaded_processor), max_new_tokens=3, do_sample=False)
     assert out.shape[0] == 2
+    int4, _ = load_for_inference(tmp_path, quantize="int4")
+    assert isinstance(int4.language_model.model.layers[0].mlp.up_proj, VoxLMInt4Linear)
+    assert isinstance(int4.language_model.lm_head, VoxLMInt8GroupLinear)
+    inputs = tiny_inputs(loaded_processor)
+    prompt_length = inputs["input_ids"].shape[1]
+    new_fp32 = model.generate(**inputs, max_new_tokens=10, do_sample=False)[:, prompt_length:]
+    new_int4 = int4.generate(**inputs, max_new_tokens=10, do_sample=False)[:, prompt_length:]
+    assert torch.equal(new_fp32[:, 0], new_int4[:, 0])
+    assert (new_fp32 == new_int4).float().mean() >= MIN_TOKEN_AGREEMENT

@@ -5,7 +5,9 @@
 `quantize` names a preset; each is an ordinary `from_pretrained` argument (`dtype=` or `quantization_config=`), so
 the same model loads without voxlm as
 
-    AutoModel.from_pretrained(repo, trust_remote_code=True, quantization_config={"quant_method": "voxlm", "bits": 4})
+    AutoModel.from_pretrained(
+        repo, trust_remote_code=True, quantization_config={"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8}
+    )
 """
 
 import os
@@ -14,13 +16,13 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-# Presets of `--quantize`. int4 (group size 32) with a full-precision output layer kept the shipped model's answers
-# (23 of 24 repeats identical to fp32); an int4 or int8 output layer, or int8 (dynamic) layers, did not: see
-# benchmarks/README.md, "Answering latency".
+# Presets of `--quantize`. int4: int4 layers (groups of 32) and an 8-bit output layer (groups of 32, two int4 planes),
+# which reads half the bytes of an fp32 one per token; an int4 output layer, or int8 (dynamic) layers, changed the
+# shipped model's answers: see benchmarks/README.md, "Answering latency".
 QUANTIZE_PRESETS = {
     "bf16": {"dtype": "bfloat16"},
     "int8": {"quantization_config": {"quant_method": "voxlm", "bits": 8}},
-    "int4": {"quantization_config": {"quant_method": "voxlm", "bits": 4, "group_size": 32}},
+    "int4": {"quantization_config": {"quant_method": "voxlm", "bits": 4, "group_size": 32, "lm_head_bits": 8}},
 }
 QUANTIZE_CHOICES = tuple(QUANTIZE_PRESETS)  # the values of `--quantize` (no option: fp32)
 
