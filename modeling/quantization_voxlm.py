@@ -88,6 +88,17 @@ def _unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
     return torch.stack([packed & 15, packed >> 4], dim=-1).reshape(packed.shape[0], -1).to(torch.int32)
 
 
+def _group_levels(weight: torch.Tensor, group_size: int, top: int) -> tuple[torch.Tensor, ...]:
+    """Asymmetric group-wise quantization of a (out, in) weight: `weight ~ level * scale + low` per group of
+    `group_size` inputs, `level` in [0, top]. Returns levels (out, in) uint8, scales and lows (out, in / group_size)."""
+    out_features, in_features = weight.shape
+    grouped = weight.reshape(out_features, -1, group_size)
+    low, high = grouped.amin(-1), grouped.amax(-1)
+    scales = ((high - low) / top).clamp(min=1e-8)
+    levels = ((grouped - low[..., None]) / scales[..., None]).round().clamp(0, top).to(torch.uint8)
+    return levels.reshape(out_features, in_features), scales, low
+
+
 class VoxLMInt4Linear(nn.Module):
     """`nn.Linear` with group-wise asymmetric int4 weights: w = (q - 8) * scale + offset per group of inputs.
 
@@ -113,11 +124,7 @@ class VoxLMInt4Linear(nn.Module):
         weight = linear.weight.detach().float()
         out_features, in_features = weight.shape
         module = cls(in_features, out_features, linear.bias is not None, group_size).to(weight.device)
-        grouped = weight.reshape(out_features, -1, group_size)
-        low, high = grouped.amin(-1), grouped.amax(-1)
-        scales = ((high - low) / 15).clamp(min=1e-8)
-        levels = ((grouped - low[..., None]) / scales[..., None]).round().clamp(0, 15).to(torch.uint8)
-        levels = levels.reshape(out_features, in_features)
+        levels, scales, low = _group_levels(weight, group_size, 15)
         module.qweight.copy_(levels[:, 0::2] | (levels[:, 1::2] << 4))
         module.scales.copy_(scales)
         module.offsets.copy_(low + 8 * scales)  # the kernel computes (q - 8) * scale + offset
@@ -178,11 +185,8 @@ class VoxLMInt8GroupLinear(nn.Module):
         weight = linear.weight.detach().float()
         out_features, in_features = weight.shape
         module = cls(in_features, out_features, linear.bias is not None, group_size).to(weight.device)
-        grouped = weight.reshape(out_features, -1, group_size)
-        low, high = grouped.amin(-1), grouped.amax(-1)
-        scales = ((high - low) / 255).clamp(min=1e-8)
-        levels = ((grouped - low[..., None]) / scales[..., None]).round().clamp(0, 255).to(torch.uint8)
-        module.qweight.copy_(levels.reshape(out_features, in_features))
+        levels, scales, low = _group_levels(weight, group_size, 255)
+        module.qweight.copy_(levels)
         module.scales.copy_(scales)
         module.lows.copy_(low)
         if linear.bias is not None:
