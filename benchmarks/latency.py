@@ -48,7 +48,15 @@ from benchmarks.timing import Cell, RssProbe, run_interleaved  # noqa: E402
 
 SAMPLING_RATE = 16000
 ANSWER_TOKENS = 32
-VARIANTS = ("fp32", "bf16", "int8", "int4")
+# int4 without one of its CPU speed-ups, to measure each one's gain (timed on the bf16 clip lengths, not scored):
+# its q/k/v and gate/up projections multiplied one by one, or the prompt prefilled by the int4 kernel.
+INT4_ABLATIONS = {
+    "int4-separate": {"fuse_projections": False},
+    "int4-int4prefill": {"bf16_prefill": False},
+}
+VARIANTS = ("fp32", "bf16", "int8", "int4", *INT4_ABLATIONS)
+# Variants timed only on `--bf16-seconds` clips and scored only on request.
+SHORT_VARIANTS = ("bf16", *INT4_ABLATIONS)
 CASCADE = "cascade"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latency.json"
 # The request of the timed answers; the cascade gets the same one with the transcript in the text.
@@ -86,11 +94,15 @@ class VoxLMSystem:
     """A VoxLM folder loaded with a `--quantize` preset: one waveform -> generated tokens."""
 
     def __init__(self, folder: Path, variant: str):
-        from voxlm.train.core.inference import load_for_inference
+        from voxlm.train.core.inference import load_for_inference, quantization_kwargs
         from voxlm.train.core.prompts import build_prompt
 
         self.name = f"voxlm-{variant}"
-        self.model, self.processor = load_for_inference(folder, quantize=variant)
+        if variant in INT4_ABLATIONS:
+            config = {**quantization_kwargs("int4")["quantization_config"], **INT4_ABLATIONS[variant]}
+            self.model, self.processor = load_for_inference(folder, quantization_config=config)
+        else:
+            self.model, self.processor = load_for_inference(folder, quantize=variant)
         self.prompt = build_prompt(self.processor, INSTRUCTION, "chat", None)
 
     def generate(self, clips: list[np.ndarray], new_tokens: int) -> torch.Tensor:
@@ -181,7 +193,7 @@ def latency_section(args, systems: dict, clips: list[np.ndarray]) -> list[dict]:
     prompts = {seconds: spoken_prompt(clips, seconds) for seconds in args.seconds}
     cells = []
     for name, system in systems.items():
-        lengths = args.bf16_seconds if name == "voxlm-bf16" else args.seconds
+        lengths = args.bf16_seconds if name.removeprefix("voxlm-") in SHORT_VARIANTS else args.seconds
         for seconds in lengths:
             for kind, tokens in (("first", 1), ("answer", ANSWER_TOKENS)):
                 cells.append(
@@ -313,8 +325,8 @@ def paired_interval(variant: np.ndarray, reference: np.ndarray, seed: int, resam
 def quality_section(args, systems: dict, data: dict) -> list[dict]:
     rows, scores, responses = [], {}, {}
     for name, system in systems.items():
-        if name == "voxlm-bf16" and not args.quality_bf16:
-            continue
+        if name.removeprefix("voxlm-") in INT4_ABLATIONS or (name == "voxlm-bf16" and not args.quality_bf16):
+            continue  # the ablations differ from int4 only in speed (or by bf16 rounding in the prefill)
         started = time.time()
         responses[name] = answers(system, data, args.quality_batch)
         scores[name] = per_clip_scores(responses[name], data)

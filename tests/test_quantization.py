@@ -170,3 +170,64 @@ def test_load_for_inference_presets(tmp_path):
     new_int4 = int4.generate(**inputs, max_new_tokens=10, do_sample=False)[:, prompt_length:]
     assert torch.equal(new_fp32[:, 0], new_int4[:, 0])
     assert (new_fp32 == new_int4).float().mean() >= MIN_TOKEN_AGREEMENT
+
+
+def wide_llama_quantized(**options):
+    model, _ = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    quantize_linear_layers(model, VoxLMQuantizationConfig(**options))
+    return model.eval()
+
+
+def test_shared_input_projections_multiply_as_one_matrix_with_the_same_result():
+    torch.manual_seed(0)
+    fused, separate = wide_llama_quantized(), wide_llama_quantized(fuse_projections=False)
+    attention, mlp = fused.language_model.model.layers[0].self_attn, fused.language_model.model.layers[0].mlp
+    assert attention.q_proj.shared is attention.v_proj.shared is not None and mlp.gate_proj.shared is mlp.up_proj.shared
+    assert attention.o_proj.shared is None and mlp.down_proj.shared is None  # their inputs are their own
+    assert separate.language_model.model.layers[0].self_attn.q_proj.shared is None
+    ids = torch.randint(0, 100, (2, 7))
+    with torch.no_grad():
+        # one kernel call for q/k/v computes each column as three calls do: the logits are identical
+        assert torch.equal(fused.language_model(input_ids=ids).logits, separate.language_model(input_ids=ids).logits)
+        assert attention.q_proj.shared._last.input is None  # nothing kept once every layer took its slice
+        # a layer called on its own (another input than its siblings) still returns its own product
+        hidden = torch.randn(1, 3, 64)
+        alone = separate.language_model.model.layers[0].self_attn.k_proj(hidden)
+        assert torch.equal(attention.k_proj(hidden), alone)
+        assert torch.equal(attention.k_proj(hidden.clone()), alone)
+
+
+@pytest.mark.parametrize("bf16_prefill", [True, False])
+def test_bf16_prefill_multiplies_long_inputs_by_the_dequantized_weights(bf16_prefill):
+    from voxlm.modeling.quantization_voxlm import PREFILL_ROWS, _configure_int4_layers
+
+    torch.manual_seed(0)
+    holder = nn.Module()
+    holder.proj = VoxLMInt4Linear.from_linear(nn.Linear(64, 48), 32)
+    _configure_int4_layers(holder, VoxLMQuantizationConfig(bf16_prefill=bf16_prefill))
+    layer = holder.proj
+    long, short = torch.randn(PREFILL_ROWS, 64), torch.randn(PREFILL_ROWS - 1, 64)
+    layer(short)
+    packed = layer._packed
+
+    def int4_kernel(x):
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x.bfloat16(), packed.packed, 32, packed.scales_and_offsets)
+
+    assert torch.equal(layer(short), int4_kernel(short).float() + layer.bias)  # decoding steps: the int4 kernel
+    if bf16_prefill:  # a prompt: the bf16 copy of the same (dequantized) weights
+        assert torch.equal(packed.dense, layer.dequantized_weight().bfloat16())
+        expected = nn.functional.linear(long.bfloat16(), packed.dense).float() + layer.bias
+    else:
+        assert packed.dense is None
+        expected = int4_kernel(long).float() + layer.bias
+    assert torch.equal(layer(long), expected)
+    # either way the product is the int4 weights' product, up to bf16 rounding
+    reference = nn.functional.linear(long, layer.dequantized_weight(), layer.bias)
+    assert (layer(long) - reference).norm() / reference.norm() < 0.02
+
+
+def test_bf16_prefill_follows_the_cpu_by_default():
+    from voxlm.modeling.quantization_voxlm import cpu_has_bf16_matmul
+
+    model = wide_llama_quantized()
+    assert model.language_model.model.layers[0].mlp.up_proj.bf16_prefill == cpu_has_bf16_matmul()
