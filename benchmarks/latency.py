@@ -153,9 +153,26 @@ class CascadeSystem:
         return output[:, inputs["input_ids"].shape[1] :]
 
 
+def _kernel_copies(value) -> list[torch.Tensor]:
+    """The tensors of a quantized layer's kernel form (`_packed`: packed int4 planes, the bf16 prefill copy)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [tensor for item in value for tensor in _kernel_copies(item)]
+    return (
+        [tensor for item in vars(value).values() for tensor in _kernel_copies(item)] if hasattr(value, "packed") else []
+    )
+
+
 def weights_mib(*models: torch.nn.Module) -> float:
-    """Bytes of every parameter and buffer (quantized weights at their stored size), in MiB."""
+    """Bytes of every parameter and buffer (quantized weights at their stored size) and of the quantized layers'
+    kernel copies made on first use (fbgemm's packed int8 weights are opaque and not counted), in MiB."""
     tensors = {id(t): t for model in models for t in (*model.parameters(), *model.buffers())}
+    for model in models:
+        for module in model.modules():
+            for holder in (module, getattr(module, "shared", None)):
+                for tensor in _kernel_copies(getattr(holder, "_packed", None)):
+                    tensors[id(tensor)] = tensor
     return sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
 
 

@@ -56,11 +56,12 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         fuse_projections (`bool`, *optional*, defaults to `True`): multiply the int4 projections that read the same
             input (an attention layer's query, key and value, an MLP's gate and up) as one matrix, one kernel call
             instead of two or three: decoding a token is bound by the cost of each call, not by reading weights.
-        bf16_prefill (`bool`, *optional*): keep a bf16 copy of the int4 layers' (dequantized) weights and multiply
-            inputs of `PREFILL_ROWS` rows or more (a prompt's prefill) with it: the CPU's bf16 matrix instructions
-            are faster there than the int4 kernel, while decoding still reads int4. Costs 2 bytes per weight beside
-            the int4 half byte (less than fp32's 4). None (default): on when the CPU has bf16 matrix instructions
-            (AMX or AVX-512-BF16), where it prefills ~1.6x faster; elsewhere bf16 products are not faster.
+        bf16_prefill (`bool`, *optional*, defaults to `False`): keep a bf16 copy of the int4 layers' (dequantized)
+            weights and multiply inputs of `PREFILL_ROWS` rows or more (a prompt's prefill) with it: the CPU's bf16
+            matrix instructions are faster there than the int4 kernel, while decoding still reads int4. Costs 2 bytes
+            per weight beside the int4 ones (about fp32's memory in all), so it is off by default. None: on when the
+            CPU has bf16 matrix instructions (AMX or AVX-512-BF16), where it prefills ~1.4x faster; elsewhere bf16
+            products are not faster.
     """
 
     def __init__(
@@ -71,7 +72,7 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         lm_head_bits: int | None = None,
         modules_to_not_convert: list[str] | None = None,
         fuse_projections: bool = True,
-        bf16_prefill: bool | None = None,
+        bf16_prefill: bool | None = False,
         **kwargs,
     ):
         self.quant_method = QUANT_METHOD

@@ -226,8 +226,12 @@ def test_bf16_prefill_multiplies_long_inputs_by_the_dequantized_weights(bf16_pre
     assert (layer(long) - reference).norm() / reference.norm() < 0.02
 
 
-def test_bf16_prefill_follows_the_cpu_by_default():
+def test_bf16_prefill_is_opt_in_and_the_int4_preset_follows_the_cpu(tmp_path):
     from voxlm.modeling.quantization_voxlm import cpu_has_bf16_matmul
 
-    model = wide_llama_quantized()
-    assert model.language_model.model.layers[0].mlp.up_proj.bf16_prefill == cpu_has_bf16_matmul()
+    assert wide_llama_quantized().language_model.model.layers[0].mlp.up_proj.bf16_prefill is False  # memory first
+    model, processor = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    int4, _ = load_for_inference(tmp_path, quantize="int4")
+    assert int4.language_model.model.layers[0].mlp.up_proj.bf16_prefill == cpu_has_bf16_matmul()

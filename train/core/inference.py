@@ -6,7 +6,9 @@
 the same model loads without voxlm as
 
     AutoModel.from_pretrained(
-        repo, trust_remote_code=True, quantization_config={"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8}
+        repo,
+        trust_remote_code=True,
+        quantization_config={"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8, "bf16_prefill": None},
     )
 """
 
@@ -18,11 +20,22 @@ logger = logging.get_logger(__name__)
 
 # Presets of `--quantize`. int4: int4 layers (groups of 32) and an 8-bit output layer (groups of 32, two int4 planes),
 # which reads half the bytes of an fp32 one per token; an int4 output layer, or int8 (dynamic) layers, changed the
-# shipped model's answers: see benchmarks/README.md, "Answering latency".
+# shipped model's answers. The preset is tuned for answering fast: on CPUs with bf16 matrix instructions it keeps a
+# bf16 copy of the int4 weights for prefilling prompts (faster first token, about fp32's memory in all); pass
+# `quantization_config={"quant_method": "voxlm", "bits": 4, "lm_head_bits": 8}` for the smallest memory. See
+# benchmarks/README.md, "Answering latency".
 QUANTIZE_PRESETS = {
     "bf16": {"dtype": "bfloat16"},
     "int8": {"quantization_config": {"quant_method": "voxlm", "bits": 8}},
-    "int4": {"quantization_config": {"quant_method": "voxlm", "bits": 4, "group_size": 32, "lm_head_bits": 8}},
+    "int4": {
+        "quantization_config": {
+            "quant_method": "voxlm",
+            "bits": 4,
+            "group_size": 32,
+            "lm_head_bits": 8,
+            "bf16_prefill": None,
+        }
+    },
 }
 QUANTIZE_CHOICES = tuple(QUANTIZE_PRESETS)  # the values of `--quantize` (no option: fp32)
 
