@@ -252,8 +252,9 @@ class VoxLMConfig(PretrainedConfig):
             Derived from the encoder and adapter; stored so that the processor and any reader can see it. A stored
             formula that disagrees with the modules is an error.
         llm_lora (`dict`, *optional*):
-            LoRA settings (`r`, `lora_alpha`, `lora_dropout`, `target_modules`) of unmerged LoRA layers in the
-            language model, recreated on load so that their weights find a home.
+            LoRA settings (`r`, `lora_alpha`, `lora_dropout`, `target_modules`, `speech_only`) of unmerged LoRA
+            layers in the language model, recreated on load so that their weights find a home. `speech_only`: LoRA
+            acts only from each row's first audio clip on, so text-only prompts get the language model's own answers.
     """
 
     model_type = "voxlm"

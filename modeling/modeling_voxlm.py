@@ -274,8 +274,10 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         self.projector = VoxLMAdapter(config)
         auto_lm = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
         self.language_model = auto_lm.from_config(config.text_config)
-        if config.llm_lora:
-            _inject_lora(self.language_model, config.llm_lora)
+        # Set with speech-only LoRA: where each forward's LoRA acts (see `add_lora`).
+        self._speech_gate = (
+            _inject_lora(self.language_model, config.llm_lora, config.audio_token_id) if config.llm_lora else None
+        )
         self.post_init()
         self.generation_config = self.language_model.generation_config
 
@@ -309,11 +311,23 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
         if self.layer_mix is not None:
             self.layer_mix.requires_grad_(True)
 
-    def add_lora(self, r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.0, target_modules=None) -> None:
+    def add_lora(
+        self,
+        r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.0,
+        target_modules=None,
+        speech_only: bool = False,
+    ) -> None:
         """Add peft LoRA layers to the language model (trainable; everything else keeps its `requires_grad`).
 
         The settings are recorded in `config.llm_lora`, so a saved model with unmerged LoRA reloads with the LoRA
         layers in place; `merge_lora()` folds them into the base weights.
+
+        With `speech_only`, LoRA acts only at the positions from a row's first audio clip on (and at the positions
+        generated after them): prompts without audio, and the text before the first clip, are computed by the
+        language model's own weights, so text-only answers stay exactly the language model's. Such LoRA cannot be
+        merged.
         """
         if self.config.llm_lora:
             raise ValueError("This model already has LoRA layers; call `merge_lora()` before adding new ones.")
@@ -322,14 +336,20 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             "lora_alpha": lora_alpha,
             "lora_dropout": lora_dropout,
             "target_modules": target_modules or ["q_proj", "v_proj"],
+            "speech_only": speech_only,
         }
-        _inject_lora(self.language_model, spec)
+        self._speech_gate = _inject_lora(self.language_model, spec, self.config.audio_token_id)
         self.config.llm_lora = spec
 
     def merge_lora(self) -> None:
         """Fold the LoRA layers into the language model's weights and drop them."""
         if not self.config.llm_lora:
             return
+        if self.config.llm_lora.get("speech_only"):
+            raise ValueError(
+                "Speech-only LoRA cannot be merged: merged weights would also change text-only answers. Save the "
+                "model with its LoRA layers unmerged (they reload with it)."
+            )
         try:
             from peft.tuners.lora import LoraLayer
         except ImportError as error:  # pragma: no cover
@@ -466,6 +486,8 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             lm_kwargs["past_key_values"] = past_key_values
         if not self.config.is_encoder_decoder:
             lm_kwargs.update(position_ids=position_ids, logits_to_keep=logits_to_keep)
+        if self._speech_gate is not None:
+            self._speech_gate.update(input_ids, past_key_values if past_key_values is not None else kwargs.get("cache"))
         if inputs_embeds is None and input_features is None and input_ids is not None:
             if bool((input_ids == self.config.audio_token_id).any()):
                 self._merge_audio(input_ids, None, None)  # raises: placeholders without audio
@@ -579,6 +601,8 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             from transformers import DynamicCache
 
             cache = DynamicCache(config=self.language_model.config)
+            if self._speech_gate is not None:
+                self._speech_gate.update(prefix, cache)  # text before the first clip: no speech-only LoRA
             self.language_model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
             self._prefix_cache = cached = (key, cache)
         return copy.deepcopy(cached[1])
@@ -737,7 +761,7 @@ def _load_text_config(name_or_path: str, kwargs: dict):
     return AutoConfig.from_pretrained(name_or_path, **config_kwargs)
 
 
-def _inject_lora(language_model: nn.Module, spec: dict) -> None:
+def _inject_lora(language_model: nn.Module, spec: dict, audio_token_id: int) -> "_SpeechGate | None":
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError as error:  # pragma: no cover - peft is a dependency of the voxlm package
@@ -749,6 +773,51 @@ def _inject_lora(language_model: nn.Module, spec: dict) -> None:
         target_modules=spec["target_modules"],
     )
     inject_adapter_in_model(lora_config, language_model)
+    return _SpeechGate(language_model, audio_token_id) if spec.get("speech_only") else None
+
+
+class _SpeechGate:
+    """Speech-only LoRA: LoRA acts at the positions from a row's first audio placeholder on, nowhere else.
+
+    peft's LoRA adds `lora_B(lora_A(x))` to a layer's output; a pre-hook on every `lora_A` multiplies `x` by a
+    (B, L, 1) mask of those positions, so elsewhere the addition is exactly zero (LoRA has no bias). Which rows
+    already hold speech is kept on the cache object between forward calls (decoding steps carry no placeholders).
+    When no position of a call holds speech, the LoRA layers are switched off outright. peft has no per-position
+    adapter switch, hence the hooks.
+    """
+
+    def __init__(self, language_model: nn.Module, audio_token_id: int):
+        from peft.tuners.lora import LoraLayer
+
+        self.audio_token_id = audio_token_id
+        self.mask: torch.Tensor | None = None
+        self.layers = [module for module in language_model.modules() if isinstance(module, LoraLayer)]
+        for layer in self.layers:
+            for lora_a in layer.lora_A.values():
+                lora_a.register_forward_pre_hook(self._gate)
+
+    def update(self, input_ids: torch.Tensor | None, cache) -> None:
+        """Set the mask of the next language-model call from its `input_ids` (None: embeddings, LoRA everywhere)
+        and the rows of `cache` that already hold speech; record the rows that hold speech on `cache`."""
+        if input_ids is None:
+            speech = None
+        else:
+            speech = (input_ids == self.audio_token_id).cumsum(dim=1) > 0  # (B, L)
+            earlier = getattr(cache, "voxlm_speech_rows", None)  # (B,)
+            if earlier is not None and earlier.shape[0] == speech.shape[0]:
+                speech = speech | earlier.to(speech.device)[:, None]
+            if cache is not None and speech.shape[1]:
+                cache.voxlm_speech_rows = speech[:, -1]
+        self.mask = None if speech is None or bool(speech.all()) else speech[..., None]
+        enabled = speech is None or bool(speech.any())
+        for layer in self.layers:
+            layer._disable_adapters = not enabled
+
+    def _gate(self, module: nn.Module, args: tuple):
+        hidden = args[0]
+        if self.mask is None or self.mask.shape[:2] != hidden.shape[:2]:
+            return None
+        return (hidden * self.mask.to(hidden.dtype),) + args[1:]
 
 
 __all__ = ["VoxLMPreTrainedModel", "VoxLMForConditionalGeneration"]

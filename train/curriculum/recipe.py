@@ -73,12 +73,15 @@ START_METRICS = "start.json"
 # -------------------------------------------------------------------------------------------------- config
 @dataclass
 class LoraSpec:
-    """peft LoRA on the language model: rank, scaling, dropout and the module names it wraps (or `all-linear`)."""
+    """peft LoRA on the language model: rank, scaling, dropout, the module names it wraps (or `all-linear`), and
+    whether it acts only from each prompt's first audio clip on (`speech_only`: text-only prompts keep the language
+    model's own answers; such LoRA is never merged)."""
 
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
+    speech_only: bool = False
 
 
 @dataclass
@@ -482,7 +485,7 @@ class Curriculum:
         if plan.lora is not None:
             set_seed(seed)  # the same LoRA initialisation on every process and in a resumed run
             lora = plan.lora
-            model.add_lora(lora.r, lora.alpha, lora.dropout, lora.target_modules)
+            model.add_lora(lora.r, lora.alpha, lora.dropout, lora.target_modules, speech_only=lora.speech_only)
         trainable = set_trainable(model, plan.train)
         train_data, sampler = self._train_data(plan, processor, model.config, seed)
         eval_mixture = (

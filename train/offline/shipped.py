@@ -116,8 +116,13 @@ def train(data: Path, output: Path, processes: int = 1, resume: bool = False) ->
 
 # -------------------------------------------------------------------------------------------------- export
 def trained_state(model) -> dict[str, torch.Tensor]:
-    """The tensors the recipe trains (adapter and layer weights), i.e. what the base assets do not provide."""
-    return {name: tensor for name, tensor in model.state_dict().items() if name.startswith(TRAINED_PREFIXES)}
+    """The tensors the recipe trains (adapter, layer weights and LoRA layers), i.e. what the base assets do not
+    provide."""
+    return {
+        name: tensor
+        for name, tensor in model.state_dict().items()
+        if name.startswith(TRAINED_PREFIXES) or ".lora_" in name
+    }
 
 
 def export(final: Path, destination: Path | None = None, notes: str | None = None, metrics: list | None = None) -> Path:
@@ -171,7 +176,10 @@ def _check_base_untouched(model) -> None:
     from voxlm.train.offline.assets import smollm2_dir
 
     base = load_file(str(Path(smollm2_dir()) / "model.safetensors"))
-    ours = model.language_model.state_dict()
+    # LoRA layers wrap a base layer: its weights are `<name>.base_layer.weight`.
+    ours = {name.replace(".base_layer.", "."): t for name, t in model.language_model.state_dict().items()}
+    if missing := sorted(set(base) - set(ours)):
+        raise ValueError(f"The language model lacks SmolLM2's {missing[:3]}: it cannot be shipped as an adapter.")
     changed = [name for name, tensor in base.items() if name in ours and not torch.equal(ours[name], tensor)]
     if changed:
         raise ValueError(f"The language model differs from SmolLM2 ({changed[:3]}...): it cannot be shipped as an "
@@ -254,6 +262,10 @@ def assemble(folder: Path | None = None, dtype: torch.dtype = torch.float32):
     model = VoxLMForConditionalGeneration.from_parts(
         whisper_tiny_en_dir(), smollm2_dir(), adapter=config.adapter, audio_layer=config.audio_layer, dtype=dtype
     )
+    if config.llm_lora:
+        lora = config.llm_lora
+        model.add_lora(lora["r"], lora["lora_alpha"], lora["lora_dropout"], lora["target_modules"],
+                       speech_only=lora.get("speech_only", False))  # fmt: skip
     state = load_file(str(weights))
     expected = set(trained_state(model))
     if set(state) != expected:
