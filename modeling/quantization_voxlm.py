@@ -367,7 +367,9 @@ def quantize_linear_layers(model: nn.Module, config: VoxLMQuantizationConfig) ->
             continue
         for name, module in list(submodel.named_modules()):
             if not isinstance(module, nn.Linear) or type(module).__name__ != "Linear":
-                continue  # subclasses (e.g. LoRA layers) keep their own forward
+                continue  # subclasses keep their own forward
+            if ".lora_" in f".{name}":
+                continue  # LoRA matrices stay in full precision; the layer they adapt (`base_layer`) is quantized
             is_head = name.split(".")[-1] == "lm_head"
             bits = config.lm_head_bits if is_head else config.bits
             if bits is None:
@@ -409,7 +411,9 @@ def _configure_int4_layers(submodel: nn.Module, config: VoxLMQuantizationConfig)
         if not config.fuse_projections:
             continue
         for names in SHARED_INPUT_PROJECTIONS:
+            # a peft LoRA layer calls its `base_layer` on its own input: the base layers share it too
             layers = [getattr(module, name, None) for name in names]
+            layers = [getattr(layer, "base_layer", layer) for layer in layers]
             if (
                 all(isinstance(layer, VoxLMInt4Linear) for layer in layers)
                 and len({(layer.in_features, layer.group_size) for layer in layers}) == 1
@@ -434,8 +438,10 @@ class VoxLMQuantizer(HfQuantizer):
 
     def _process_model_after_weight_loading(self, model, **kwargs):
         if getattr(model.config, "llm_lora", None):
-            logger.warning_once("LoRA layers stay in full precision; call `merge_lora()` and save the model first "
-                                "to quantize them with the layers they adapt.")  # fmt: skip
+            logger.warning_once(
+                "LoRA matrices stay in full precision (the layers they adapt are quantized); merge them first "
+                "(`merge_lora()`, then save) to quantize them with those layers."
+            )
         replaced = quantize_linear_layers(model, self.quantization_config)
         logger.info(f"quantized {replaced} linear layers to {self.quantization_config.bits} bits")
         return model
