@@ -486,8 +486,22 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             lm_kwargs["past_key_values"] = past_key_values
         if not self.config.is_encoder_decoder:
             lm_kwargs.update(position_ids=position_ids, logits_to_keep=logits_to_keep)
-        if self._speech_gate is not None:
-            self._speech_gate.update(input_ids, past_key_values if past_key_values is not None else kwargs.get("cache"))
+        gate = self._speech_gate
+        if gate is not None:
+            gate.update(
+                input_ids, past_key_values if past_key_values is not None else kwargs.get("cache"), inputs_embeds
+            )
+        outputs = self._language_model_forward(
+            input_ids, input_features, input_features_mask, inputs_embeds, labels, logits_to_keep, lm_kwargs
+        )
+        if gate is not None:
+            # `cache` in current transformers outputs, `past_key_values` before (a dict lookup: no deprecation warning)
+            gate.record(outputs.get("cache", outputs.get("past_key_values")) if hasattr(outputs, "get") else None)
+        return outputs
+
+    def _language_model_forward(
+        self, input_ids, input_features, input_features_mask, inputs_embeds, labels, logits_to_keep, lm_kwargs
+    ):
         if inputs_embeds is None and input_features is None and input_ids is not None:
             if bool((input_ids == self.config.audio_token_id).any()):
                 self._merge_audio(input_ids, None, None)  # raises: placeholders without audio
@@ -603,6 +617,7 @@ class VoxLMForConditionalGeneration(VoxLMPreTrainedModel, GenerationMixin):
             cache = DynamicCache(config=self.language_model.config)
             if self._speech_gate is not None:
                 self._speech_gate.update(prefix, cache)  # text before the first clip: no speech-only LoRA
+                self._speech_gate.record(cache)
             self.language_model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
             self._prefix_cache = cached = (key, cache)
         return copy.deepcopy(cached[1])
@@ -791,27 +806,35 @@ class _SpeechGate:
 
         self.audio_token_id = audio_token_id
         self.mask: torch.Tensor | None = None
+        self.rows: torch.Tensor | None = None  # (B,) of the last call
+        self.all_speech = False
         self.layers = [module for module in language_model.modules() if isinstance(module, LoraLayer)]
         for layer in self.layers:
             for lora_a in layer.lora_A.values():
                 lora_a.register_forward_pre_hook(self._gate)
 
-    def update(self, input_ids: torch.Tensor | None, cache) -> None:
-        """Set the mask of the next language-model call from its `input_ids` (None: embeddings, LoRA everywhere)
-        and the rows of `cache` that already hold speech; record the rows that hold speech on `cache`."""
+    def update(self, input_ids: torch.Tensor | None, cache, inputs_embeds: torch.Tensor | None = None) -> None:
+        """Set the mask of the next language-model call from its `input_ids` and the rows of `cache` that already
+        hold speech (embeddings without ids: LoRA everywhere)."""
         if input_ids is None:
             speech = None
+            self.rows = None if inputs_embeds is None else torch.ones(inputs_embeds.shape[0], dtype=torch.bool)
         else:
             speech = (input_ids == self.audio_token_id).cumsum(dim=1) > 0  # (B, L)
             earlier = getattr(cache, "voxlm_speech_rows", None)  # (B,)
             if earlier is not None and earlier.shape[0] == speech.shape[0]:
                 speech = speech | earlier.to(speech.device)[:, None]
-            if cache is not None and speech.shape[1]:
-                cache.voxlm_speech_rows = speech[:, -1]
+            self.rows = speech[:, -1] if speech.shape[1] else earlier
         self.mask = None if speech is None or bool(speech.all()) else speech[..., None]
         enabled = speech is None or bool(speech.any())
+        self.all_speech = enabled and self.mask is None  # quantized layers may use LoRA merged into their weights
         for layer in self.layers:
             layer._disable_adapters = not enabled
+
+    def record(self, cache) -> None:
+        """Note on the cache a call returned which of its rows hold speech, for the calls that continue it."""
+        if cache is not None and self.rows is not None:
+            cache.voxlm_speech_rows = self.rows
 
     def _gate(self, module: nn.Module, args: tuple):
         hidden = args[0]

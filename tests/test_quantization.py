@@ -1,5 +1,6 @@
 """Quantized loading (`quantization_config={"quant_method": "voxlm", ...}`): layers, loading path, limits."""
 
+import copy
 import textwrap
 
 import numpy as np
@@ -248,7 +249,7 @@ def test_lora_matrices_stay_full_precision_and_their_base_layers_are_quantized()
     inputs = tiny_inputs(processor)
     with torch.no_grad():
         fp32 = model(**inputs).logits
-    quantize_linear_layers(model, VoxLMQuantizationConfig())
+    quantize_linear_layers(model, VoxLMQuantizationConfig(merge_speech_lora=False))
     attention = model.language_model.model.layers[0].self_attn
     assert isinstance(attention.q_proj.base_layer, VoxLMInt4Linear)
     assert type(attention.q_proj.lora_A["default"]) is nn.Linear  # not quantized
@@ -257,3 +258,50 @@ def test_lora_matrices_stay_full_precision_and_their_base_layers_are_quantized()
         int4 = model(**inputs).logits
     assert (int4 - fp32).norm() / fp32.norm() < 0.3  # int4 rounding (~15 % on this random model), LoRA intact
     assert model.generate(**inputs, max_new_tokens=4, do_sample=False).shape[0] == 2
+
+
+def test_speech_lora_is_merged_into_an_int4_copy_used_when_every_position_is_speech():
+    from voxlm.modeling.quantization_voxlm import VoxLMSpeechLoRALinear
+
+    torch.manual_seed(0)
+    model, processor = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    model.add_lora(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "up_proj"], speech_only=True)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0, 0.5)
+    model.eval()
+    unmerged, full_precision = copy.deepcopy(model), copy.deepcopy(model)
+    quantize_linear_layers(model, VoxLMQuantizationConfig())
+    quantize_linear_layers(unmerged, VoxLMQuantizationConfig(merge_speech_lora=False))
+    q_proj = model.language_model.model.layers[0].self_attn.q_proj
+    assert isinstance(q_proj, VoxLMSpeechLoRALinear)
+    assert not isinstance(unmerged.language_model.model.layers[0].self_attn.q_proj, VoxLMSpeechLoRALinear)
+    # the merged copy holds base + LoRA, to int4 rounding
+    lora = q_proj.lora_layer
+    full = lora.base_layer.dequantized_weight() + lora.get_delta_weight("default")
+    assert (q_proj.speech.dequantized_weight() - full).norm() / full.norm() < 0.1
+    assert q_proj.speech.shared is not None and q_proj.speech.shared is not q_proj.lora_layer.base_layer.shared
+
+    inputs = tiny_inputs(processor)
+    text = processor.tokenizer(["hello world"], return_tensors="pt")
+    with torch.no_grad():
+        # without speech: the plain int4 layers, exactly as without the merged copies
+        assert torch.equal(model(**text).logits, unmerged(**text).logits)
+        # a decoding step after speech (every position speech): the merged copy, close to base + LoRA
+        prompt = model(**inputs, use_cache=True)
+        step = {"input_ids": prompt.logits[:, -1:].argmax(-1), "cache": prompt.cache}
+        used = []
+        hook = q_proj.speech.register_forward_hook(lambda *args: used.append(True))
+        merged_step = model(**step).logits
+        hook.remove()
+        steps = {}
+        for name, other in (("unmerged", unmerged), ("fp32", full_precision)):
+            prompt = other(**inputs, use_cache=True)
+            steps[name] = other(**{**step, "cache": prompt.cache}).logits
+    assert used
+    # int4 rounding of base + LoRA at once moves this random model no further from fp32 than int4 base + fp32 LoRA
+    merged_error = (merged_step - steps["fp32"]).norm()
+    assert merged_error <= 1.5 * (steps["unmerged"] - steps["fp32"]).norm()
+    assert merged_error / steps["fp32"].norm() < 0.3
+    new = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert new.shape == (2, inputs["input_ids"].shape[1] + 6)

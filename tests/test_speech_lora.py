@@ -90,3 +90,17 @@ def test_speech_only_lora_reloads_and_refuses_to_merge(models, tmp_path):
         assert torch.equal(reloaded(**inputs).logits, lora(**inputs).logits)
     with pytest.raises(ValueError, match="Speech-only LoRA cannot be merged"):
         lora.merge_lora()
+
+
+def test_a_cache_returned_by_a_speech_call_keeps_lora_on_for_the_next_call(models):
+    """A caller's own loop (`model(**inputs, use_cache=True)`, then one token with the returned cache) continues
+    with LoRA on, as a full forward over both would compute it."""
+    _, lora, processor = models
+    inputs = audio_inputs(processor)
+    with torch.no_grad():
+        prompt = lora(**inputs, use_cache=True)
+        token = prompt.logits[:, -1:].argmax(-1)
+        step = lora(input_ids=token, cache=prompt.cache).logits[:, -1]
+        ids = torch.cat([inputs["input_ids"], token], dim=1)
+        full = lora(**{**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids)}).logits[:, -1]
+    assert torch.allclose(step, full, atol=1e-4)
