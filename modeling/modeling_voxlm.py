@@ -808,6 +808,7 @@ class _SpeechGate:
         self.mask: torch.Tensor | None = None
         self.rows: torch.Tensor | None = None  # (B,) of the last call
         self.all_speech = False
+        self.enabled = True  # peft's LoRA layers start switched on
         self.layers = [module for module in language_model.modules() if isinstance(module, LoraLayer)]
         for layer in self.layers:
             for lora_a in layer.lora_A.values():
@@ -828,8 +829,10 @@ class _SpeechGate:
         self.mask = None if speech is None or bool(speech.all()) else speech[..., None]
         enabled = speech is None or bool(speech.any())
         self.all_speech = enabled and self.mask is None  # quantized layers may use LoRA merged into their weights
-        for layer in self.layers:
-            layer._disable_adapters = not enabled
+        if enabled != self.enabled:  # every decoding step calls this: touch the layers only when the state changes
+            for layer in self.layers:
+                layer._disable_adapters = not enabled
+            self.enabled = enabled
 
     def record(self, cache) -> None:
         """Note on the cache a call returned which of its rows hold speech, for the calls that continue it."""

@@ -430,7 +430,9 @@ def _speech_lora_int4(submodel: nn.Module, group_size: int) -> dict[str, VoxLMIn
             continue
         with torch.no_grad():
             weight = base.weight.float() + sum(module.get_delta_weight(a).float() for a in module.active_adapters)
-            linear = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None, device=weight.device)
+            linear = torch.nn.utils.skip_init(  # no random initialisation: the weights are copied in
+                nn.Linear, base.in_features, base.out_features, bias=base.bias is not None, device=weight.device
+            )
             linear.weight.copy_(weight)
             if base.bias is not None:
                 linear.bias.copy_(base.bias)
