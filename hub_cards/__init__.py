@@ -7,6 +7,7 @@ A training run ends by writing one folder (`save_run(run_dir, model, processor, 
     <run_dir>/
         config.json, model.safetensors, *.py      model.save_pretrained(run_dir); LoRA may be unmerged
                                                   (config.llm_lora), push merges it unless --keep-lora
+                                                  (speech-only LoRA is always kept)
         processor_config.json, tokenizer files    processor.save_pretrained(run_dir)
         run_info.json                             RunInfo(...).save(run_dir): what the weights do not say
         (anything else)                           ignored, unless listed in run_info.json "extra_files"

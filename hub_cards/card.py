@@ -226,9 +226,15 @@ def _lora_description(config, lora_state: str) -> str:
     if not lora:
         return "merged into the language model's weights; loading needs no `peft`."
     targets = ", ".join(lora["target_modules"])
+    where = (
+        " They act only from the first audio token on (speech-only LoRA), so text-only prompts get exactly the base "
+        "language model's answers; for that reason they are never merged."
+        if lora.get("speech_only")
+        else ""
+    )
     return (
         f"kept as peft LoRA layers (r={lora['r']}, alpha={lora['lora_alpha']}, on {targets}), recreated from "
-        "`config.llm_lora` on load; loading needs `peft`."
+        f"`config.llm_lora` on load; loading needs `peft`.{where}"
     )
 
 

@@ -81,6 +81,10 @@ class Publisher:
     def has_lora(self, model) -> bool:
         raise NotImplementedError
 
+    def lora_mergeable(self, model) -> bool:
+        """Whether merging leaves the model's answers unchanged (False for LoRA that acts only on some inputs)."""
+        return True
+
     def save(self, model, processor, out_dir: Path) -> None:
         """Write model, processor and their code files to `out_dir`."""
         model.save_pretrained(out_dir)
@@ -144,6 +148,10 @@ class VoxLMPublisher(Publisher):
 
     def merge_lora(self, model) -> None:
         model.merge_lora()
+
+    def lora_mergeable(self, model) -> bool:
+        # Speech-only LoRA is off for text-only prompts; merged weights would change those answers too.
+        return not model.config.llm_lora.get("speech_only", False)
 
     def save(self, model, processor, out_dir: Path) -> None:
         from voxlm.processing.pipeline_voxlm import TASK, VoxLMSpokenPromptPipeline

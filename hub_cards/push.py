@@ -1,7 +1,8 @@
 """`voxlm push <run_dir> <repo_id>`: publish a run folder as a self-contained Hub repository in one commit.
 
-The folder that is uploaded is built first (`export_folder`): the model (LoRA merged unless `--keep-lora`), the
-processor, the code files for `trust_remote_code`, the spoken-prompt pipeline, a sample clip and the model card.
+The folder that is uploaded is built first (`export_folder`): the model (LoRA merged unless `--keep-lora`; speech-only
+LoRA is always kept), the processor, the code files for `trust_remote_code`, the spoken-prompt pipeline, a sample clip
+and the model card.
 `--dry-run <out_dir>` writes exactly that folder and stops. Otherwise it is uploaded with huggingface_hub
 (`create_repo(exist_ok=True)`, then one `create_commit`), which also removes weight and code files that an earlier
 upload left in the repository and this one no longer has (a stale shard index would otherwise shadow the new
@@ -56,6 +57,10 @@ def export_folder(
     model, processor = publisher.load(run_dir)
     lora = "none"
     if publisher.has_lora(model):
+        if not keep_lora and not publisher.lora_mergeable(model):
+            logger.info(f"{run_dir}'s LoRA acts only on speech: it is kept unmerged, so text-only answers stay the "
+                        "base model's.")  # fmt: skip
+            keep_lora = True
         lora = "kept" if keep_lora else "merged"
         if not keep_lora:
             publisher.merge_lora(model)

@@ -15,7 +15,7 @@ FRESH_SCRIPT = Path(__file__).with_name("hub_fresh_process.py")
 INSTRUCTION = "transcribe the audio"
 
 
-def distinct_tiny_voxlm(lora: bool = True, seed: int = 0):
+def distinct_tiny_voxlm(lora: bool = True, seed: int = 0, speech_only: bool = False):
     """A tiny VoxLM whose greedy generations vary with the audio (random init at std 0.02 repeats one token).
 
     The language model's matrices get std 0.3; with `lora`, LoRA layers with non-zero `lora_B` are added, so that
@@ -28,7 +28,7 @@ def distinct_tiny_voxlm(lora: bool = True, seed: int = 0):
             if parameter.ndim == 2:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
         if lora:
-            model.add_lora(r=4, lora_alpha=8)
+            model.add_lora(r=4, lora_alpha=8, speech_only=speech_only)
             for name, parameter in model.language_model.named_parameters():
                 if "lora_B" in name:
                     parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)

@@ -142,6 +142,21 @@ def test_card_describes_kept_lora(tmp_path):
     assert check_card(readme).data.license == "mit"
 
 
+def test_speech_only_lora_is_kept_and_the_card_example_runs_with_it(tmp_path):
+    # Merging speech-only LoRA would change text-only answers, so publishing keeps it without --keep-lora.
+    model, processor = distinct_tiny_voxlm(lora=True, speech_only=True)
+    write_run(tmp_path / "run", model, processor)
+    result = export_folder(tmp_path / "run", tmp_path / "out", REPO_ID)
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert result.lora == "kept"
+    assert "speech-only LoRA" in readme and "never merged" in readme
+    usage, _ = _run_snippets(readme, tmp_path / "out")
+    expected = processor.batch_decode(
+        [generate_ids(model, processor, _sample(), max_new_tokens=64)], skip_special_tokens=True
+    )[0]
+    assert usage == expected.strip()
+
+
 def test_export_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
