@@ -77,6 +77,22 @@ def test_table_lists_every_system_and_metric_and_marks_missing_ones():
     assert whisper_row.split().count("-") == len(demo.COLUMNS) - 1
 
 
+def test_card_metrics_carry_the_shipped_scores_and_need_a_finished_demo(tmp_path):
+    from voxlm.hub_cards import RunInfo
+
+    with pytest.raises(FileNotFoundError, match="voxlm demo --workdir"):
+        demo.card_metrics(tmp_path / "demo")
+    demo.Workdir(tmp_path / "demo").finish("scores", {"VoxLM": {"wer_real": 0.31234, "qa_open": 0.5}, "cascade": {}})
+    metrics = demo.card_metrics(tmp_path / "demo")
+    assert [(m["task"], m["metric"], m["value"]) for m in metrics] == [
+        ("repeat", "wer", 0.312),
+        ("spoken_question", "accuracy", 0.5),
+    ]
+    assert metrics[0]["dataset_name"] == "voxlm demo: real recordings"
+    RunInfo(metrics=metrics).save(tmp_path / "card")  # the card's record accepts them
+    assert RunInfo.load(tmp_path / "card").metrics == metrics
+
+
 def test_rerun_reuses_every_finished_step_and_says_so(tmp_path, monkeypatch, capsys):
     workdir = tmp_path / "demo"
     (workdir / "model").mkdir(parents=True)

@@ -238,6 +238,34 @@ COLUMNS = (
 )
 
 
+# How each score reads on a model card: key -> (task, data set, metric, metric name).
+CARD_METRICS = {
+    "wer_heldout_engine": ("repeat", "held-out engine (piper), held-out text (WordNet)", "wer", "repeat-WER"),
+    "hallucination_heldout_engine": ("repeat", "held-out engine (piper), held-out text (WordNet)",
+                                     "hallucination_rate", "answers sharing no content word"),
+    "wer_real": ("repeat", "real recordings", "wer", "repeat-WER"),
+    "hallucination_real": ("repeat", "real recordings", "hallucination_rate", "answers sharing no content word"),
+    "wer_templates": ("repeat", "held-out template sentences, held-out espeak-ng voices", "wer", "repeat-WER"),
+    "continuation_similarity": ("continue", "held-out voices and real recordings", "cosine_similarity",
+                                "continuation similarity"),
+    "qa_open": ("spoken_question", "open spoken questions (piper)", "accuracy", "accuracy"),
+    "qa_templates": ("spoken_question", "template questions, held-out espeak-ng voices", "accuracy", "accuracy"),
+}  # fmt: skip
+
+
+def card_metrics(workdir: Path, system: str = SHIPPED) -> list[dict]:
+    """A finished demo's scores of `system` as model-card metrics (`RunInfo.metrics`)."""
+    state = Workdir(workdir).done("scores")
+    if not state or system not in state:
+        raise FileNotFoundError(f"{workdir} holds no finished `voxlm demo` scores of {system!r}; run "
+                                f"`voxlm demo --workdir {workdir}` first.")  # fmt: skip
+    return [
+        {"task": task, "dataset_name": f"voxlm demo: {name}", "metric": metric, "metric_name": title,
+         "value": round(state[system][key], 3)}
+        for key, (task, name, metric, title) in CARD_METRICS.items() if key in state[system]
+    ]  # fmt: skip
+
+
 def table(rows: dict[str, dict]) -> str:
     from voxlm.train.core.tables import render_table
 

@@ -8,6 +8,8 @@ base assets it is an ordinary, self-contained VoxLM model.
     python -m voxlm.train.offline.shipped data   --data runs/shipped-data    # speech + SmolLM2 continuations
     python -m voxlm.train.offline.shipped train  --data runs/shipped-data --output runs/shipped   # hours on 2 CPUs
     python -m voxlm.train.offline.shipped export runs/shipped/final           # -> hub_cards/shipped/<name>/
+    voxlm demo --workdir runs/demo                                            # evaluates it beside the previous one
+    python -m voxlm.train.offline.shipped export runs/shipped/final --demo runs/demo --notes NOTES.md   # + the card
     python -m voxlm.train.offline.shipped snapshot   # the last finished stage, small, to carry to another machine
     python -m voxlm.train.offline.shipped restore    # ... and back into runs/shipped there, before `train --resume`
 
@@ -304,6 +306,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     out = commands.add_parser("export", help="write the shipped files from a finished run")
     out.add_argument("final", type=Path, help="the run's final folder (e.g. runs/shipped/final)")
     out.add_argument("--to", type=Path, default=None, help="destination (default: the package's shipped folder)")
+    out.add_argument("--notes", type=Path, default=None, help="a Markdown file for the card's notes")
+    out.add_argument("--demo", type=Path, default=None,
+                     help="a finished `voxlm demo --workdir` folder of this checkpoint: its scores become the card's "
+                     "evaluation results")  # fmt: skip
     keep = commands.add_parser("snapshot", help="keep a run's last finished stage small enough to move machines")
     back = commands.add_parser("restore", help="rebuild a snapshot's finished stages in a run, then `train --resume`")
     for sub in (keep, back):
@@ -321,7 +327,11 @@ def main(argv=None) -> int:
         timing = train(args.data, args.output, args.processes, args.resume)
         print(f"trained in {timing['wall_seconds'] / 3600:.2f} h wall, {timing['cpu_seconds'] / 3600:.2f} CPU-hours")
     if args.command == "export":
-        print(f"wrote {export(args.final, args.to)}")
+        from voxlm.train.offline.demo import card_metrics
+
+        notes = args.notes.read_text() if args.notes else None
+        metrics = card_metrics(args.demo) if args.demo else None
+        print(f"wrote {export(args.final, args.to, notes, metrics)}")
     if args.command == "snapshot":
         kept = snapshot(args.output, args.state)
         print(f"kept {kept}" if kept else f"no stage of {args.output} has finished yet: nothing to keep")
