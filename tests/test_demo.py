@@ -54,8 +54,11 @@ def test_score_measures_repeat_wer_unrelated_answers_similarity_and_qa_accuracy(
         "continue_real": ["nothing"],
         "answer_open": ["It is blue.", "4"],
         "answer_templates": ["blue", "four"],
+        demo.TEXT_ONLY: ["Blue.", "Four legs."],
     }
+    reference[demo.TEXT_ONLY] = ["Blue.", "Four."]
     scores = demo.score(responses, eval_data(), reference, OverlapEmbedder())
+    assert scores["text_only_identical"] == 0.5
     assert scores["wer_heldout_engine"] == pytest.approx(2 / 6)
     assert scores["hallucination_heldout_engine"] == pytest.approx(1 / 2)
     assert scores["wer_real"] == pytest.approx(0.5) and scores["hallucination_real"] == 0.0
@@ -130,3 +133,17 @@ def test_ctrl_c_ends_with_a_hint_to_rerun_not_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(demo, "run", interrupted)
     assert cli.main(["demo", "--workdir", "unused"]) == 130
     assert "interrupted; run the same command again to continue" in capsys.readouterr().err
+
+
+def test_text_only_answers_of_a_speech_lora_model_equal_its_language_models():
+    from hub_helpers import distinct_tiny_voxlm
+
+    model, processor = distinct_tiny_voxlm(lora=True, speech_only=True)
+    bare, _ = distinct_tiny_voxlm(lora=False)  # the same language model weights, without LoRA
+    questions = ["what colour is the sky", "how many legs has a cat"]
+    ours = demo.text_only_answers(model, processor.tokenizer, questions)
+    assert ours == demo.text_only_answers(bare.language_model, processor.tokenizer, questions)
+    assert all(ours)  # answers were written (random weights write something)
+    # The comparison can fail: LoRA that also acts on text changes these answers.
+    everywhere, _ = distinct_tiny_voxlm(lora=True)
+    assert demo.text_only_answers(everywhere, processor.tokenizer, questions) != ours

@@ -50,6 +50,7 @@ SETS = {
     "template_questions": "eval_template_questions",  # held-out template questions in held-out espeak-ng voices
 }
 SHIPPED, PREVIOUS, CASCADE, WHISPER = "VoxLM", "VoxLM previous", "cascade", "Whisper tiny.en transcript"
+TEXT_ONLY = "text_only_open"  # the open questions typed, no audio: must get exactly the language model's answers
 
 
 def say(message: str) -> None:
@@ -159,7 +160,22 @@ def worker(model_dir: Path, data_dir: Path, out: Path, quantize: str | None = No
             responses[name] = generate_answers(
                 model, processor, examples, batch_size=12, max_new_tokens=MAX_NEW_TOKENS[task], progress=False
             )
+        if "open_questions" in data:
+            responses[TEXT_ONLY] = text_only_answers(model, processor.tokenizer, data["open_questions"]["text"])
     out.write_text(json.dumps(responses, indent=2))
+
+
+def text_only_answers(model, tokenizer, questions: list[str]) -> list[str]:
+    """Greedy answers to the questions typed, with no audio. One prompt at a time: padding a batch changes the
+    rounding of its sums, and these answers are compared for exact equality with the language model's."""
+    answers = []
+    for question in questions:
+        conversation = [{"role": "user", "content": TEXT_PROMPTS["answer"].format(transcript=question)}]
+        inputs = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True)  # fmt: skip
+        output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS["answer"], do_sample=False)
+        answers.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+    return answers
 
 
 def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
@@ -188,6 +204,21 @@ def text_system(transcripts: dict[str, list[str]], text_model) -> dict:
     return responses
 
 
+def reference_system(data: dict, text_model) -> dict:
+    """The language model on the true transcripts (the reference for continuations), and its answers to the typed
+    questions (what a speech model's text-only answers must equal)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    reference = text_system({name: table["text"] for name, table in data.items()}, text_model)
+    if "open_questions" in data:
+        model = AutoModelForCausalLM.from_pretrained(text_model).eval()
+        with torch.inference_mode():
+            reference[TEXT_ONLY] = text_only_answers(model, AutoTokenizer.from_pretrained(text_model),
+                                                     data["open_questions"]["text"])  # fmt: skip
+    return reference
+
+
 # --------------------------------------------------------------------------------------------- scoring
 def _questions(data: dict, dataset: str) -> list:
     from voxlm.train.offline.sentences import SpokenQuestion
@@ -213,6 +244,9 @@ def score(responses: dict, data: dict, reference: dict | None, embedder) -> dict
         continuations = responses["continue_templates"] + responses["continue_real"]
         references = reference["continue_templates"] + reference["continue_real"]
         scores["continuation_similarity"] = embedder.cosine(continuations, references)
+    if reference is not None and TEXT_ONLY in responses and TEXT_ONLY in reference:
+        same = [ours == theirs for ours, theirs in zip(responses[TEXT_ONLY], reference[TEXT_ONLY], strict=True)]
+        scores["text_only_identical"] = float(np.mean(same))
     for key, dataset in (("qa_open", "open_questions"), ("qa_templates", "template_questions")):
         if f"answer_{key[3:]}" in responses:
             answers = responses[f"answer_{key[3:]}"]
@@ -235,6 +269,7 @@ COLUMNS = (
     ("continuation_similarity", "continuation sim."),
     ("qa_open", "open QA"),
     ("qa_templates", "template QA"),
+    ("text_only_identical", "text-only = LLM"),
 )
 
 
@@ -250,6 +285,8 @@ CARD_METRICS = {
                                 "continuation similarity"),
     "qa_open": ("spoken_question", "open spoken questions (piper)", "accuracy", "accuracy"),
     "qa_templates": ("spoken_question", "template questions, held-out espeak-ng voices", "accuracy", "accuracy"),
+    "text_only_identical": ("text_generation", "open questions typed, no audio", "exact_match",
+                            "answers identical to the language model's"),
 }  # fmt: skip
 
 
@@ -457,9 +494,8 @@ def evaluate_systems(work: "Workdir", systems: dict[str, Path], data_dir: Path, 
         say(f"  {name} (fresh process, AutoModel with trust_remote_code)")
         slug = name.lower().replace(" ", "-")
         responses[name] = speech_system(folder, data_dir, work.path / f"responses-{slug}{tag}.json", quantize)
-    say("  reference: the language model on the true transcripts")
-    truth = {name: table["text"] for name, table in data.items()}
-    reference = text_system(truth, text_model)
+    say("  reference: the language model on the true transcripts, and on the questions typed")
+    reference = reference_system(data, text_model)
     embedder = SentenceEmbedder(default_embedding_model())
     scores = {name: score(answers, data, reference, embedder) for name, answers in responses.items()}
     heard = cascade_transcripts(audio_model, data)
@@ -546,7 +582,10 @@ def run(args: argparse.Namespace) -> int:
         scores = evaluate_systems(work, systems, data_dir, data, audio_model, text_model, args.quantize)
         work.finish("scores" + tag, scores)
     say("\n" + table(scores))
-    say("  unrelated: the share of answers with no content word of what was said")
+    say(
+        "  unrelated: the share of answers with no content word of what was said; text-only = LLM: the share of "
+        "typed questions (no audio) answered exactly as the language model alone answers them"
+    )
 
     say(f"\n[5/6] fine-tuning for {args.finetune_steps} steps on freshly synthesised speech")
     if work.done("finetune"):
@@ -563,7 +602,7 @@ def run(args: argparse.Namespace) -> int:
 
         tuned = speech_system(work.path / "finetune" / "final", data_dir, work.path / f"responses-finetuned{tag}.json",
                               args.quantize)  # fmt: skip
-        reference = text_system({name: table["text"] for name, table in data.items()}, text_model)
+        reference = reference_system(data, text_model)
         work.finish("after" + tag, score(tuned, data, reference, SentenceEmbedder(default_embedding_model())))
     say(table({SHIPPED: scores[SHIPPED], "VoxLM fine-tuned": work.done("after" + tag)}))
     say(f"\nDone in {(time.time() - started) / 60:.1f} min. The Hub-ready model is {model_dir}; push it with "
