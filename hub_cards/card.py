@@ -315,6 +315,9 @@ def common_sections(run_info: RunInfo, base_models: list[str], limitations: list
         "stages": _stage_rows(run_info.stages),
         "datasets": ", ".join(_dataset_line(d) for d in run_info.datasets) or NOT_RECORDED,
         "training_time": format_duration(training.get("seconds")),
+        "cpu_time": f"{format_duration(training['cpu_seconds'])} (all cores added up)"
+        if training.get("cpu_seconds")
+        else None,
         "hardware": training.get("hardware", NOT_RECORDED),
         "seed": training.get("seed"),
         "metrics": _metric_rows(run_info.metrics),

@@ -69,7 +69,7 @@ def example_run_info(**overrides) -> RunInfo:
             },
             {"task": "intent", "metric": "accuracy", "value": 0.82, "dataset_name": "espeak commands"},
         ],
-        "training": {"seconds": 5400, "hardware": "CPU only: 2 cores (x86_64)", "seed": 0},
+        "training": {"seconds": 5400, "cpu_seconds": 9900, "hardware": "CPU only: 2 cores (x86_64)", "seed": 0},
         "license": "apache-2.0",
         "language": ["en"],
         "instruction": INSTRUCTION,

@@ -3,6 +3,7 @@ evaluation command. (Two-process DDP and resumption: test_curriculum_ddp.py.)"""
 
 import copy
 import json
+import shutil
 
 import datasets
 import pytest
@@ -307,3 +308,34 @@ def test_finished_stages_drop_their_checkpoints_unless_kept(recipe, tmp_path):
     run(config, tmp_path)
     stage = tmp_path / "run" / "01-adapter"
     assert sorted(path.name for path in stage.iterdir()) == ["model", "stage.json"]
+
+
+def test_a_resumed_stage_reports_the_time_of_every_piece(recipe, tmp_path):
+    from voxlm.train.core.trainer import CLOCK_FILE
+
+    config = variant(
+        recipe,
+        tmp_path,
+        keep_checkpoints=True,
+        evaluation={"examples": 0},
+        stages=[{"name": "adapter", "datasets": ["asr"], "max_steps": 4, "training": {"save_steps": 2}}],
+    )
+    run(config, tmp_path)
+    stage = tmp_path / "run" / "01-adapter"
+    first = json.loads((stage / "stage.json").read_text())
+    clock = json.loads((stage / "checkpoint-2" / CLOCK_FILE).read_text())
+    assert 0 < clock["seconds"] <= first["seconds"] and 0 < clock["cpu_seconds"] <= first["cpu_seconds"]
+    # As if the run had been killed after checkpoint-2, which had taken an hour of wall and CPU time.
+    (stage / "checkpoint-2" / CLOCK_FILE).write_text(json.dumps({"seconds": 3600.0, "cpu_seconds": 3600.0}))
+    (stage / "stage.json").unlink()
+    shutil.rmtree(stage / "checkpoint-4")
+    shutil.rmtree(stage / "model")
+    shutil.rmtree(tmp_path / "run" / "final", ignore_errors=True)
+    run(config, tmp_path, "--resume_from_checkpoint")
+    resumed = json.loads((stage / "stage.json").read_text())
+    assert resumed["steps"] == 4
+    assert 3600 < resumed["seconds"] < 3600 + first["seconds"] + 60
+    assert 3600 < resumed["cpu_seconds"] < 3600 + first["cpu_seconds"] + 120
+    info = json.loads((tmp_path / "run" / "final" / "run_info.json").read_text())
+    assert info["training"]["seconds"] == round(resumed["seconds"])
+    assert info["training"]["cpu_seconds"] == round(resumed["cpu_seconds"])

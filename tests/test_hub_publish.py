@@ -145,7 +145,8 @@ def test_card_yaml_validates(published):
         ("audio-classification", "accuracy", 0.82),
     ]
     assert "12.5 language-model positions per second" in published.readme
-    assert "1 h 30 min" in published.readme
+    assert "**Training time:** 1 h 30 min" in published.readme
+    assert "**CPU time:** 2 h 45 min (all cores added up)" in published.readme
 
 
 def test_card_usage_snippets_run_as_written(published):

@@ -6,8 +6,10 @@ a stream. Everything else (optimizer, schedules, checkpoints, `resume_from_check
 DeepSpeed via accelerate) is `Trainer`'s own; `save_trained_model` writes a self-contained folder under any engine.
 """
 
+import json
 import math
 import os
+import time
 from collections.abc import Callable
 
 import torch
@@ -39,6 +41,39 @@ class SamplerEpochCallback(TrainerCallback):
         self.sampler.set_epoch(epoch)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
+
+
+CLOCK_FILE = "training_clock.json"
+
+
+class TrainingClock(TrainerCallback):
+    """Wall and CPU time of one training, carried through its checkpoints: a run stopped and resumed any number of
+    times reports its whole cost, not that of its last piece. CPU time is this process's (all its threads).
+
+    Args:
+        resume_from (`str`, *optional*): the checkpoint the training resumes from; its recorded time is added.
+    """
+
+    def __init__(self, resume_from: str | None = None):
+        self.before = {"seconds": 0.0, "cpu_seconds": 0.0}
+        recorded = os.path.join(resume_from, CLOCK_FILE) if isinstance(resume_from, str) else None
+        if recorded and os.path.isfile(recorded):
+            with open(recorded) as handle:
+                self.before = json.load(handle)
+        self.started = (time.time(), time.process_time())
+
+    def elapsed(self) -> dict[str, float]:
+        """`{"seconds", "cpu_seconds"}` since the training first started, across resumptions."""
+        return {
+            "seconds": round(self.before["seconds"] + time.time() - self.started[0], 1),
+            "cpu_seconds": round(self.before["cpu_seconds"] + time.process_time() - self.started[1], 1),
+        }
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(folder):
+            with open(os.path.join(folder, CLOCK_FILE), "w") as handle:
+                json.dump(self.elapsed(), handle)
 
 
 class VoxLMTrainer(Trainer):
@@ -182,4 +217,4 @@ def last_complete_checkpoint(folder: str, world_size: int = 1) -> str | None:
     return None
 
 
-__all__ = ["SamplerEpochCallback", "VoxLMTrainer", "last_complete_checkpoint"]
+__all__ = ["SamplerEpochCallback", "TrainingClock", "VoxLMTrainer", "last_complete_checkpoint"]

@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -57,7 +56,7 @@ from voxlm.train.core.launch import distributed_state, sharded_engine, use_cpu
 from voxlm.train.core.models import ModelSpec, prepare_model_folder
 from voxlm.train.core.tables import render_table
 from voxlm.train.core.tasks import build_tasks, get_task
-from voxlm.train.core.trainer import VoxLMTrainer, last_complete_checkpoint
+from voxlm.train.core.trainer import TrainingClock, VoxLMTrainer, last_complete_checkpoint
 
 from .ctc import CTCAlignmentModel, CTCCollator
 
@@ -350,6 +349,7 @@ class StageResult:
     train_loss: float | None
     eval_loss: float | None
     metrics: dict
+    cpu_seconds: float | None = None  # None in records written before it was measured
 
 
 class Curriculum:
@@ -527,7 +527,8 @@ class Curriculum:
             if config.evaluation.during_training
             else None,
         )
-        started = time.time()
+        clock = TrainingClock(resume)  # a resumed stage adds the time recorded in its checkpoint
+        trainer.add_callback(clock)
         output = trainer.train(resume_from_checkpoint=resume)
         eval_loss = trainer.evaluate()["eval_loss"] if eval_mixture is not None else None
         metrics = generation(model, self.state) if generation is not None else {}
@@ -535,11 +536,12 @@ class Curriculum:
             name=stage.name,
             objective=stage.objective,
             steps=trainer.state.global_step,
-            seconds=round(time.time() - started, 1),
+            seconds=clock.elapsed()["seconds"],
             trainable_parameters=trainable,
             train_loss=output.training_loss,
             eval_loss=eval_loss,
             metrics=metrics,
+            cpu_seconds=clock.elapsed()["cpu_seconds"],
         )
         if trainer_model is model:
             trainer.save_trained_model(os.path.join(stage_dir, "model"))  # every process: FSDP/DeepSpeed gather
@@ -730,6 +732,11 @@ class Curriculum:
             "metrics": metrics,
             "training": {
                 "seconds": round(sum(r.seconds for r in trained)),
+                **(
+                    {"cpu_seconds": round(sum(r.cpu_seconds for r in trained))}
+                    if all(r.cpu_seconds is not None for r in trained)
+                    else {}
+                ),  # fmt: skip
                 "hardware": describe_hardware(),
                 "seed": config.seed,
                 "processes": self.state.num_processes,

@@ -146,8 +146,9 @@ def export(final: Path, destination: Path | None = None, notes: str | None = Non
         (destination / "training_summary.json").write_text((final / "training_summary.json").read_text())
     info = RunInfo.load(final)
     timings = final.parent / "timings.json"
-    if timings.is_file():
-        info.training.update(json.loads(timings.read_text()))
+    if timings.is_file():  # whole invocations of `train`; the recipe's own figures survive kills, so they win
+        for key, value in json.loads(timings.read_text()).items():
+            info.training.setdefault(key, value)
     info.base_models = {"audio": "openai/whisper-tiny.en", "text": "HuggingFaceTB/SmolLM2-135M-Instruct"}
     info.notes = notes or info.notes
     info.metrics = metrics if metrics is not None else info.metrics
