@@ -36,9 +36,9 @@ def test_shipped_files_hold_only_what_the_base_assets_lack():
     with safe_open(str(weights), "pt") as tensors:
         names = list(tensors.keys())
         assert all(tensors.get_tensor(name).dtype == torch.float16 for name in names)
-    assert names and all(name.startswith(TRAINED_PREFIXES) for name in names)
+    assert names and all(name.startswith(TRAINED_PREFIXES) or ".lora_" in name for name in names)
     info = RunInfo.load(folder)
-    assert info.training["cpu_seconds"] > 3600  # the card records the real training cost
+    assert info.training["seconds"] > 3600  # the card records the real training cost
     assert "voxlm.train.offline.shipped train" in (folder / "README.md").read_text()
 
 

@@ -84,3 +84,22 @@ def test_summary_counts_rows_hours_engines_vocabulary_and_heldout_overlap(tmp_pa
     assert summary["training_vocabulary"] == 14
     assert summary["training_texts_sharing_a_heldout_text"] == 1
     assert (tmp_path / "summary.json").is_file()
+
+
+def test_the_shipped_recipe_plans_its_stages_and_describes_its_card(monkeypatch):
+    from voxlm.hub_cards import RunInfo
+    from voxlm.train.core.tasks import build_tasks
+    from voxlm.train.curriculum.recipe import CurriculumConfig, plan_stages
+    from voxlm.train.offline.shipped import RECIPE, _recipe_card_fields
+
+    for name in ("VOXLM_DATA", "VOXLM_WHISPER", "VOXLM_SMOLLM2", "VOXLM_RUN"):
+        monkeypatch.setenv(name, f"/nowhere/{name}")
+    config = CurriculumConfig.from_yaml(str(RECIPE))
+    plans = plan_stages(config, build_tasks(config.tasks))
+    assert [plan.spec.name for plan in plans] == ["align", "behave", "behave_more", "behave_last"]
+    assert [("lora" in plan.train) for plan in plans] == [False, False, True, True]
+    assert plans[2].lora.speech_only  # text-only prompts must stay SmolLM2's
+    fields = _recipe_card_fields()
+    card = RunInfo(**fields)  # every field is one the card knows
+    used = {name for plan in plans for name in plan.weights}
+    assert {dataset["id"] for dataset in card.datasets} == used and all(d["description"] for d in card.datasets)

@@ -149,6 +149,10 @@ def export(final: Path, destination: Path | None = None, notes: str | None = Non
     if timings.is_file():  # whole invocations of `train`; the recipe's own figures survive kills, so they win
         for key, value in json.loads(timings.read_text()).items():
             info.training.setdefault(key, value)
+    # The card's own fields as the recipe states them now (data set descriptions, limitations): a corrected wording
+    # needs no retraining.
+    for key, value in _recipe_card_fields().items():
+        setattr(info, key, value)
     info.base_models = {"audio": "openai/whisper-tiny.en", "text": "HuggingFaceTB/SmolLM2-135M-Instruct"}
     info.notes = notes or info.notes
     info.metrics = metrics if metrics is not None else info.metrics
@@ -157,6 +161,13 @@ def export(final: Path, destination: Path | None = None, notes: str | None = Non
         hub_folder(Path(folder) / "model", destination)
         shutil.copyfile(Path(folder) / "model" / "README.md", destination / "README.md")
     return destination
+
+
+def _recipe_card_fields() -> dict:
+    """`final.run_info` of the shipped recipe: what the card says that the run cannot know."""
+    import yaml
+
+    return (yaml.safe_load(RECIPE.read_text()).get("final") or {}).get("run_info") or {}
 
 
 def hub_folder(folder: Path, shipped: Path | None = None) -> Path:
