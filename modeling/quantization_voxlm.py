@@ -503,10 +503,16 @@ class VoxLMQuantizer(HfQuantizer):
     def _process_model_after_weight_loading(self, model, **kwargs):
         lora = getattr(model.config, "llm_lora", None)
         config = self.quantization_config
-        if lora and not (lora.get("speech_only") and config.bits == 4 and config.merge_speech_lora):
+        if lora and not lora.get("speech_only"):
             logger.warning_once(
                 "LoRA matrices stay in full precision (the layers they adapt are quantized); merge them first "
                 "(`merge_lora()`, then save) to quantize them with those layers."
+            )
+        elif lora and not (config.bits == 4 and config.merge_speech_lora):
+            logger.warning_once(
+                "Speech-only LoRA stays in full precision beside the quantized layers (it is never merged: merged "
+                "weights would change text-only answers), which slows decoding; with 4 bits, `merge_speech_lora=True` "
+                "gives each adapted layer a merged int4 copy for calls that are all speech."
             )
         replaced = quantize_linear_layers(model, self.quantization_config)
         logger.info(f"quantized {replaced} linear layers to {self.quantization_config.bits} bits")

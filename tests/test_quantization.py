@@ -305,3 +305,26 @@ def test_speech_lora_is_merged_into_an_int4_copy_used_when_every_position_is_spe
     assert merged_error / steps["fp32"].norm() < 0.3
     new = model.generate(**inputs, max_new_tokens=6, do_sample=False)
     assert new.shape == (2, inputs["input_ids"].shape[1] + 6)
+
+
+@pytest.mark.parametrize("speech_only, quantize, expected", [
+    (False, "int4", "merge them first"),
+    (True, "int8", "it is never merged"),
+    (True, "int4", None),  # merged int4 copies: nothing to warn about
+])  # fmt: skip
+def test_loading_lora_quantized_warns_with_the_way_that_applies(tmp_path, speech_only, quantize, expected):
+    from transformers.testing_utils import CaptureLogger
+
+    from voxlm.modeling import quantization_voxlm
+
+    model, processor = tiny_voxlm("whisper", "llama", adapter="blsp", text_overrides=WIDE)
+    model.add_lora(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], speech_only=speech_only)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    quantization_voxlm.logger.warning_once.cache_clear()
+    with CaptureLogger(quantization_voxlm.logger) as captured:
+        load_for_inference(tmp_path, quantize=quantize)
+    if expected is None:
+        assert "LoRA" not in captured.out
+    else:
+        assert expected in captured.out and ("merge them first" in captured.out) == (not speech_only)
