@@ -62,12 +62,10 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
             per weight beside the int4 ones (about fp32's memory in all), so it is off by default. None: on when the
             CPU has bf16 matrix instructions (AMX or AVX-512-BF16), where it prefills ~1.4x faster; elsewhere bf16
             products are not faster.
-        merge_speech_lora (`bool`, *optional*, defaults to `True`): with speech-only LoRA on the language model
-            (`add_lora(speech_only=True)`) and 4 bits, give each adapted layer a second int4 copy with the LoRA merged
-            in, used for calls in which every position holds speech (decoding an answer to speech, the audio part of
-            a prompt): one int4 product instead of an int4 product plus two full-precision LoRA ones. Calls without
-            speech use the plain int4 layer; mixed calls add the LoRA in full precision. Costs the int4 bytes of the
-            adapted layers once more.
+
+    LoRA layers (peft's, unmerged) keep their matrices in full precision and their base layers are quantized; with
+    speech-only LoRA (`add_lora(speech_only=True)`), calls that are all speech take a direct path
+    (`VoxLMSpeechLoRALinear`).
     """
 
     def __init__(
@@ -79,7 +77,6 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         modules_to_not_convert: list[str] | None = None,
         fuse_projections: bool = True,
         bf16_prefill: bool | None = False,
-        merge_speech_lora: bool = True,
         **kwargs,
     ):
         self.quant_method = QUANT_METHOD
@@ -90,7 +87,6 @@ class VoxLMQuantizationConfig(QuantizationConfigMixin):
         self.modules_to_not_convert = list(modules_to_not_convert or [])
         self.fuse_projections = fuse_projections
         self.bf16_prefill = bf16_prefill
-        self.merge_speech_lora = merge_speech_lora
         self.post_init()
 
     def post_init(self):
@@ -374,9 +370,6 @@ def quantize_linear_layers(model: nn.Module, config: VoxLMQuantizationConfig) ->
         if submodel is None:
             continue
         speech_gate = getattr(model, "_speech_gate", None) if submodel_name == "language_model" else None
-        merged = {}
-        if speech_gate is not None and config.bits == 4 and config.merge_speech_lora:
-            merged = _speech_lora_int4(submodel, config.group_size)
         for name, module in list(submodel.named_modules()):
             if not isinstance(module, nn.Linear) or type(module).__name__ != "Linear":
                 continue  # subclasses keep their own forward
@@ -410,52 +403,53 @@ def quantize_linear_layers(model: nn.Module, config: VoxLMQuantizationConfig) ->
             parent_name, _, child = name.rpartition(".")
             setattr(submodel.get_submodule(parent_name) if parent_name else submodel, child, quantized)
             replaced += 1
-        for name, speech_layer in merged.items():
-            parent_name, _, child = name.rpartition(".")
-            parent = submodel.get_submodule(parent_name) if parent_name else submodel
-            setattr(parent, child, VoxLMSpeechLoRALinear(getattr(parent, child), speech_layer, speech_gate))
+        if speech_gate is not None:  # speech-only LoRA: peft is installed
+            from peft.tuners.lora import LoraLayer
+
+            for name, module in list(submodel.named_modules()):
+                if isinstance(module, LoraLayer) and not isinstance(module, VoxLMSpeechLoRALinear):
+                    parent_name, _, child = name.rpartition(".")
+                    parent = submodel.get_submodule(parent_name) if parent_name else submodel
+                    setattr(parent, child, VoxLMSpeechLoRALinear(module, speech_gate))
         _configure_int4_layers(submodel, config)
     return replaced
 
 
-def _speech_lora_int4(submodel: nn.Module, group_size: int) -> dict[str, VoxLMInt4Linear]:
-    """Int4 copies, with their LoRA merged in, of the LoRA-adapted layers (peft `LoraLayer`s on an `nn.Linear`)
-    that the int4 kernel accepts, by module name."""
-    merged = {}
-    for name, module in submodel.named_modules():
-        base = getattr(module, "base_layer", None)
-        if not (hasattr(module, "get_delta_weight") and type(base) is nn.Linear):
-            continue
-        if base.in_features % group_size or base.out_features % 16:
-            continue
-        with torch.no_grad():
-            weight = base.weight.float() + sum(module.get_delta_weight(a).float() for a in module.active_adapters)
-            linear = torch.nn.utils.skip_init(  # no random initialisation: the weights are copied in
-                nn.Linear, base.in_features, base.out_features, bias=base.bias is not None, device=weight.device
-            )
-            linear.weight.copy_(weight)
-            if base.bias is not None:
-                linear.bias.copy_(base.bias)
-        merged[name] = VoxLMInt4Linear.from_linear(linear, group_size)
-    return merged
-
-
 class VoxLMSpeechLoRALinear(nn.Module):
-    """A speech-only LoRA layer on an int4 base layer, with an int4 copy of base + LoRA (`speech`).
+    """A speech-only LoRA layer (peft's, over a quantized base layer) with a direct path for calls that are all
+    speech.
 
-    A call in which every position holds speech (the speech gate's `all_speech`) multiplies by `speech` alone; any
-    other call goes through the LoRA layer (int4 base, full-precision LoRA masked by the gate, or switched off).
+    peft's LoRA forward (adapter loop, dropout, dtype casts, the speech gate's mask hook) costs more per call than a
+    decoding step's two tiny LoRA products, on ~200 layers per token. When every position of a call holds speech
+    (the gate's `all_speech`: decoding an answer to speech, the audio part of a prompt), this returns
+    base(x) + x A^T (s B)^T directly, the same sum; other calls go through peft's layer (LoRA masked by the gate, or
+    switched off). The LoRA is not merged into the quantized weights: its update is far smaller than an int4 step,
+    and rounding would erase most of it.
     """
 
-    def __init__(self, lora_layer: nn.Module, speech: VoxLMInt4Linear, gate):
+    def __init__(self, lora_layer: nn.Module, gate):
         super().__init__()
-        self.lora_layer, self.speech = lora_layer, speech
+        self.lora_layer = lora_layer
         self._gate = [gate]  # in a list: not a submodule
+        # (A, s * B) of each active adapter, in the LoRA's own precision; scaling folded into B once
+        self._pairs = [
+            (lora_layer.lora_A[name].weight, lora_layer.lora_B[name].weight * lora_layer.scaling[name])
+            for name in lora_layer.active_adapters
+            if name in lora_layer.lora_A
+        ]
+
+    @property
+    def base_layer(self) -> nn.Module:
+        """The quantized layer the LoRA adapts (as on peft's LoRA layers)."""
+        return self.lora_layer.base_layer
 
     def forward(self, hidden: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        if self._gate[0].all_speech:
-            return self.speech(hidden)
-        return self.lora_layer(hidden, *args, **kwargs)
+        if not self._gate[0].all_speech:
+            return self.lora_layer(hidden, *args, **kwargs)
+        out = self.base_layer(hidden)
+        for down, up in self._pairs:
+            out = out + F.linear(F.linear(hidden.to(down.dtype), down), up).to(out.dtype)
+        return out
 
 
 def _configure_int4_layers(submodel: nn.Module, config: VoxLMQuantizationConfig) -> None:
@@ -467,24 +461,20 @@ def _configure_int4_layers(submodel: nn.Module, config: VoxLMQuantizationConfig)
         if not config.fuse_projections:
             continue
         for names in SHARED_INPUT_PROJECTIONS:
-            parts = [_int4_parts(getattr(module, name, None)) for name in names]
-            for kind in ("base", "speech"):
-                layers = [part.get(kind) for part in parts]
-                if (
-                    all(isinstance(layer, VoxLMInt4Linear) for layer in layers)
-                    and len({(layer.in_features, layer.group_size) for layer in layers}) == 1
-                ):
-                    shared = _SharedInputInt4(layers)
-                    for layer in layers:
-                        layer.shared = shared
+            layers = [_int4_base(getattr(module, name, None)) for name in names]
+            if (
+                all(isinstance(layer, VoxLMInt4Linear) for layer in layers)
+                and len({(layer.in_features, layer.group_size) for layer in layers}) == 1
+            ):
+                shared = _SharedInputInt4(layers)
+                for layer in layers:
+                    layer.shared = shared
 
 
-def _int4_parts(layer: nn.Module | None) -> dict[str, nn.Module]:
-    """The int4 layers that a projection multiplies its input by: itself, the base layer of a peft LoRA layer (it
-    passes its input on unchanged), and a speech-only LoRA layer's merged copy."""
-    if isinstance(layer, VoxLMSpeechLoRALinear):
-        return {"base": layer.lora_layer.base_layer, "speech": layer.speech}
-    return {"base": getattr(layer, "base_layer", layer)}
+def _int4_base(layer: nn.Module | None) -> nn.Module | None:
+    """The layer that a projection multiplies its input by: itself, or the base layer of a (speech-only) LoRA layer,
+    which passes its input on unchanged."""
+    return getattr(layer, "base_layer", layer)
 
 
 class VoxLMQuantizer(HfQuantizer):
@@ -502,17 +492,10 @@ class VoxLMQuantizer(HfQuantizer):
 
     def _process_model_after_weight_loading(self, model, **kwargs):
         lora = getattr(model.config, "llm_lora", None)
-        config = self.quantization_config
         if lora and not lora.get("speech_only"):
             logger.warning_once(
                 "LoRA matrices stay in full precision (the layers they adapt are quantized); merge them first "
                 "(`merge_lora()`, then save) to quantize them with those layers."
-            )
-        elif lora and not (config.bits == 4 and config.merge_speech_lora):
-            logger.warning_once(
-                "Speech-only LoRA stays in full precision beside the quantized layers (it is never merged: merged "
-                "weights would change text-only answers), which slows decoding; with 4 bits, `merge_speech_lora=True` "
-                "gives each adapted layer a merged int4 copy for calls that are all speech."
             )
         replaced = quantize_linear_layers(model, self.quantization_config)
         logger.info(f"quantized {replaced} linear layers to {self.quantization_config.bits} bits")
