@@ -225,7 +225,8 @@ def _lora_description(config, lora_state: str) -> str:
         return "none."
     if not lora:
         return "merged into the language model's weights; loading needs no `peft`."
-    targets = ", ".join(lora["target_modules"])
+    targets = lora["target_modules"]  # a list of module names, or one peft shorthand such as "all-linear"
+    targets = targets if isinstance(targets, str) else ", ".join(targets)
     where = (
         " They act only from the first audio token on (speech-only LoRA), so text-only prompts get exactly the base "
         "language model's answers; for that reason they are never merged."

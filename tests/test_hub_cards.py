@@ -150,6 +150,7 @@ def test_speech_only_lora_is_kept_and_the_card_example_runs_with_it(tmp_path):
     readme = (tmp_path / "out" / "README.md").read_text()
     assert result.lora == "kept"
     assert "speech-only LoRA" in readme and "never merged" in readme
+    assert "kept as peft LoRA layers (r=4, alpha=8, on q_proj, v_proj)" in readme
     usage, _ = _run_snippets(readme, tmp_path / "out")
     expected = processor.batch_decode(
         [generate_ids(model, processor, _sample(), max_new_tokens=64)], skip_special_tokens=True
@@ -249,3 +250,12 @@ def test_unknown_kinds_are_named(tmp_path):
     RunInfo(kind="speech-token-regressor").save(tmp_path)
     with pytest.raises(ValueError, match="names kind 'speech-token-regressor', which cannot be published"):
         export_folder(tmp_path, tmp_path / "out2", "voxlm-test/x")
+
+
+def test_lora_description_names_a_peft_shorthand_whole():
+    from types import SimpleNamespace
+
+    from voxlm.hub_cards.card import _lora_description
+
+    config = SimpleNamespace(llm_lora={"r": 16, "lora_alpha": 32, "target_modules": "all-linear", "speech_only": True})
+    assert "(r=16, alpha=32, on all-linear)" in _lora_description(config, "kept")
