@@ -129,7 +129,9 @@ def trained_state(model) -> dict[str, torch.Tensor]:
 
 def export(final: Path, destination: Path | None = None, notes: str | None = None, metrics: list | None = None) -> Path:
     """Write the shipped files from a finished run's `final` folder: adapter weights (float16), config, the run's
-    record (with `notes` and `metrics` added, and the training time of `timings.json` beside the run) and the card."""
+    record (with `notes` and `metrics` added) and the card. The training time is the recipe's own record, summed
+    over stages and kept across resumptions; `timings.json` (whole invocations of `train`, which a kill loses) is not
+    used."""
     from safetensors.torch import save_file
 
     from voxlm.hub_cards import RunInfo
@@ -145,10 +147,6 @@ def export(final: Path, destination: Path | None = None, notes: str | None = Non
     if (final / "training_summary.json").is_file():
         (destination / "training_summary.json").write_text((final / "training_summary.json").read_text())
     info = RunInfo.load(final)
-    timings = final.parent / "timings.json"
-    if timings.is_file():  # whole invocations of `train`; the recipe's own figures survive kills, so they win
-        for key, value in json.loads(timings.read_text()).items():
-            info.training.setdefault(key, value)
     # The card's own fields as the recipe states them now (data set descriptions, limitations): a corrected wording
     # needs no retraining.
     for key, value in _recipe_card_fields().items():
