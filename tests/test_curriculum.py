@@ -339,3 +339,18 @@ def test_a_resumed_stage_reports_the_time_of_every_piece(recipe, tmp_path):
     info = json.loads((tmp_path / "run" / "final" / "run_info.json").read_text())
     assert info["training"]["seconds"] == round(resumed["seconds"])
     assert info["training"]["cpu_seconds"] == round(resumed["cpu_seconds"])
+
+
+def test_a_stage_may_train_the_lora_of_a_starting_model_that_has_it(recipe, tmp_path):
+    from tiny import tiny_voxlm
+
+    model, processor = tiny_voxlm()
+    model.add_lora(r=2, lora_alpha=4, speech_only=True)
+    model.save_pretrained(tmp_path / "with-lora")
+    processor.save_pretrained(tmp_path / "with-lora")
+    stage = {"name": "more", "datasets": ["asr"], "max_steps": 1, "train": ["adapter", "lora"]}
+    config = variant(recipe, tmp_path, model={"pretrained": str(tmp_path / "with-lora")}, stages=[stage])
+    assert run(config, tmp_path, "--check") is None  # planned and checked, not refused
+    config = variant(recipe, tmp_path, stages=[stage])  # the recipe's start has no LoRA: refused with the fix
+    with pytest.raises(ValueError, match="trains `lora` but no LoRA has been added yet"):
+        run(config, tmp_path, "--check")

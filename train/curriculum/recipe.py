@@ -360,7 +360,7 @@ class Curriculum:
         self.state = distributed_state()
         self.tasks = build_tasks(config.tasks)
         self.resume = resume
-        self.plans = plan_stages(config, self.tasks)
+        self.plans = plan_stages(config, self.tasks, model_has_lora=_pretrained_has_lora(config.model))
         self._check_output_dir(overwrite)
         self.sources = self._load_sources()
         initial = os.path.join(config.output_dir, INITIAL_FOLDER)
@@ -760,6 +760,19 @@ class Curriculum:
     def _print_summary(self, title: str) -> None:
         if self.state.is_main_process:
             print(f"\nSummary {title}\n{summary_table(self.results, self.tasks)}\n", flush=True)
+
+
+def _pretrained_has_lora(spec: ModelSpec) -> bool:
+    """Whether a `model.pretrained` starting model carries LoRA already (read from its config only), so that its
+    stages may train `lora` without adding it; any doubt is settled by `Curriculum._check_model` once it is loaded."""
+    if not spec.pretrained:
+        return False
+    from voxlm.modeling import VoxLMConfig
+
+    try:
+        return bool(VoxLMConfig.from_pretrained(spec.pretrained).llm_lora)
+    except (OSError, ValueError):
+        return False
 
 
 def set_trainable(model, parts: list[str]) -> int:
