@@ -532,16 +532,17 @@ class Curriculum:
         output = trainer.train(resume_from_checkpoint=resume)
         eval_loss = trainer.evaluate()["eval_loss"] if eval_mixture is not None else None
         metrics = generation(model, self.state) if generation is not None else {}
+        elapsed = clock.elapsed()  # once, so that wall and CPU time describe the same span
         result = StageResult(
             name=stage.name,
             objective=stage.objective,
             steps=trainer.state.global_step,
-            seconds=clock.elapsed()["seconds"],
+            seconds=elapsed["seconds"],
             trainable_parameters=trainable,
             train_loss=output.training_loss,
             eval_loss=eval_loss,
             metrics=metrics,
-            cpu_seconds=clock.elapsed()["cpu_seconds"],
+            cpu_seconds=elapsed["cpu_seconds"],
         )
         if trainer_model is model:
             trainer.save_trained_model(os.path.join(stage_dir, "model"))  # every process: FSDP/DeepSpeed gather
